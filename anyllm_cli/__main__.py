@@ -1,0 +1,3 @@
+from anyllm_cli.cli import main
+
+main()

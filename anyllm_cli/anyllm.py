@@ -1,0 +1,248 @@
+"""The :class:`AnyLLM` base class: the contract every backend follows.
+
+Usage::
+
+    async with await AnyLLM.acreate("groq") as llm:
+        reply = await llm.acompletion(model="llama-3.3-70b-versatile",
+                                      messages=[{"role": "user", "content": "Hi"}])
+        async for chunk in llm.acompletion_stream(messages=[...], temperature=0.2):
+            ...
+
+The parameters of ``acompletion`` / ``acompletion_stream`` are those of
+:class:`~anyllm_cli.types.CompletionParams`, declared there once; this class validates them,
+reports what the provider cannot take, and hands a ``CompletionParams`` to the backend's
+``_acompletion`` / ``_acompletion_stream``. Backends convert with three pure static functions:
+``_convert_completion_params`` (params -> native body), ``_convert_completion_response`` (native
+reply -> ChatCompletion) and ``_convert_completion_chunk_response`` (native event -> chunk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from pydantic import ValidationError
+
+from anyllm_cli.catalog import LLMProvider, get_provider
+from anyllm_cli.errors import (
+    AnyLLMWarning,
+    InvalidParameterError,
+    MissingApiKeyError,
+    StreamError,
+    UnsupportedParameterError,
+    register_secret,
+)
+from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, Message
+
+
+def backend_class(backend: str) -> type[AnyLLM]:
+    """Import ``anyllm_cli.backends.<backend>`` (only now: start-up stays lean) and return its
+    ``BACKEND`` class."""
+    module = importlib.import_module(f"anyllm_cli.backends.{backend}")
+    cls: type[AnyLLM] = module.BACKEND
+    return cls
+
+
+class AnyLLM(ABC):
+    """A connection to one provider through its wire API.
+
+    Construct with :meth:`acreate`. Keyword settings understood by every backend:
+    ``strict`` (bool: refuse instead of warn about parameters the provider cannot take),
+    ``timeout`` (seconds per connect/read/write; a stream may be silent that long),
+    ``total_timeout`` (seconds for a whole request), ``max_retries``,
+    ``api_key_env`` (a variable to read the key from, before the catalog's),
+    ``api_key_cmd`` (a command that prints the key).
+    """
+
+    SUPPORTED_PARAMS: ClassVar[frozenset[str] | None] = None
+    """CompletionParams this wire API can express; None means all of them."""
+    PASSES_EXTRA: ClassVar[bool] = False
+    """Whether undeclared parameters are sent to the provider as-is (OpenAI-compatible hosts)."""
+
+    def __init__(
+        self,
+        provider: LLMProvider,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        *,
+        strict: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.provider = provider
+        self.strict = strict
+        self._init_client(api_key, api_base, **kwargs)
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    async def acreate(
+        cls,
+        provider: str | LLMProvider,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        **kwargs: Any,
+    ) -> AnyLLM:
+        """Create the backend instance for ``provider`` (a catalog name or an entry).
+
+        ``catalog`` (a mapping of name -> LLMProvider, e.g. from the user's config) may be passed
+        to look names up in. Raises :class:`UnsupportedProviderError` for an unknown name and
+        :class:`MissingApiKeyError` when the provider needs a key and none is found.
+        """
+        catalog = kwargs.pop("catalog", None)
+        entry = provider if isinstance(provider, LLMProvider) else get_provider(provider, catalog)
+        impl = backend_class(entry.backend)
+        key_cmd = kwargs.pop("api_key_cmd", None)
+        if api_key is None and key_cmd:
+            from anyllm_cli.config import run_key_command
+
+            api_key = await asyncio.to_thread(run_key_command, key_cmd, entry.name)
+            kwargs.setdefault("key_hint", "api_key_cmd")
+        return impl(entry, api_key, api_base, **kwargs)
+
+    @abstractmethod
+    def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
+        """Set up the client: resolve the key (see :meth:`_resolve_api_key`) and the transport."""
+
+    def _resolve_api_key(
+        self, api_key: str | None, api_key_env: str | None = None, key_hint: str | None = None
+    ) -> tuple[str | None, str | None]:
+        """The key and a hint naming where it came from (never the key itself).
+
+        Order: the explicit ``api_key``, the variable ``api_key_env``, the catalog's variables.
+        Raises :class:`MissingApiKeyError` naming the variables when the provider needs a key.
+        """
+        import os
+
+        if api_key:
+            register_secret(api_key)
+            return api_key, key_hint or "the API key given"
+        if api_key_env and os.environ.get(api_key_env):
+            key = os.environ[api_key_env]
+            register_secret(key)
+            return key, api_key_env
+        found = self.provider.key_from_env()
+        if found:
+            register_secret(found[1])
+            return found[1], found[0]
+        if self.provider.api_key_required:
+            names = ([api_key_env] if api_key_env else []) + self.provider.api_key_env
+            wanted = " or ".join(dict.fromkeys(names)) or "an api_key"
+            raise MissingApiKeyError(
+                f"No API key for {self.provider.name}: set {wanted}",
+                provider=self.provider.name)
+        return None, None
+
+    # --- the public calls --------------------------------------------------------------------
+
+    async def acompletion(
+        self, model: str | None = None, messages: list[Message] | None = None, **kwargs: Any
+    ) -> ChatCompletion:
+        """One whole reply. ``kwargs`` are :class:`CompletionParams` fields (temperature,
+        max_tokens, tools, ...) plus provider extras. ``model`` defaults to the catalog's.
+
+        Raises :class:`InvalidParameterError` for a malformed parameter,
+        :class:`UnsupportedParameterError` under strict mode, and the transport's
+        :class:`AnyLLMError` subclasses for provider failures.
+        """
+        params = self.prepare_params(model, messages, kwargs, stream=False)
+        return await self._acompletion(params)
+
+    def acompletion_stream(
+        self, model: str | None = None, messages: list[Message] | None = None, **kwargs: Any
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """The reply as :class:`ChatCompletionChunk` objects, as they arrive.
+
+        Raises as :meth:`acompletion`; in addition, :class:`StreamError` ("stream ended early")
+        after the last chunk when the stream stopped before any choice had a finish reason.
+        """
+        params = self.prepare_params(model, messages, kwargs, stream=True)
+        return self._checked_stream(params)
+
+    async def _checked_stream(self, params: CompletionParams) -> AsyncIterator[ChatCompletionChunk]:
+        finished = False
+        async for chunk in self._acompletion_stream(params):
+            if not finished:
+                finished = any(c.finish_reason for c in chunk.choices)
+            yield chunk
+        if not finished:
+            raise StreamError("Stream failed: the stream ended early, before a finish reason",
+                              provider=self.provider.name)
+
+    @abstractmethod
+    async def _acompletion(self, params: CompletionParams) -> ChatCompletion:
+        """Send ``params`` (already checked) and return the converted reply."""
+
+    @abstractmethod
+    def _acompletion_stream(self, params: CompletionParams) -> AsyncIterator[ChatCompletionChunk]:
+        """Send ``params`` with streaming and yield converted chunks."""
+
+    # --- parameter checking ------------------------------------------------------------------
+
+    def prepare_params(self, model: str | None, messages: list[Message] | None,
+                       kwargs: dict[str, Any], *, stream: bool) -> CompletionParams:
+        """Validate the call's parameters and drop (with a warning) or refuse (strict) those the
+        provider cannot take."""
+        model = model or kwargs.pop("model", None) or self.provider.default_model
+        if messages is None:
+            messages = kwargs.pop("messages", None)
+        if not model:
+            raise InvalidParameterError(f"no model given and {self.provider.name} has no default")
+        if not messages:
+            raise InvalidParameterError("messages must be a non-empty list")
+        kwargs["stream"] = stream
+        try:
+            params = CompletionParams(model=model, messages=messages, **kwargs)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise InvalidParameterError(f"parameter {loc}: {err['msg']}") from None
+        for message in params.messages:
+            if not isinstance(message, dict) or message.get("role") not in (
+                    "system", "developer", "user", "assistant", "tool"):
+                raise InvalidParameterError(f"invalid message (needs a known role): {message!r}")
+        refused = set(self.provider.unsupported_params)
+        supported = self.SUPPORTED_PARAMS
+        drop: list[str] = []
+        for name in params.set_params():
+            if name in ("stream", "stream_options"):
+                continue
+            if name in refused or (supported is not None and name not in supported):
+                drop.append(name)
+        if not self.PASSES_EXTRA:
+            drop.extend(self._unknown_extras(params.extra))
+        for name in drop:
+            self.report_unsupported(f"{self.provider.name} does not support the parameter "
+                                    f"{name!r}; it was not sent", parameter=name)
+            if name in type(params).model_fields:
+                setattr(params, name, None)
+            elif params.model_extra is not None:
+                params.model_extra.pop(name, None)
+        return params
+
+    def _unknown_extras(self, extra: dict[str, Any]) -> list[str]:
+        """Extras a non-passthrough backend cannot use; backends that know some override this."""
+        return list(extra)
+
+    def report_unsupported(self, message: str, *, parameter: str | None = None) -> None:
+        """A parameter, value or content part the provider cannot carry: warn, or raise under
+        strict mode. Backends call this for what they clamp or drop while converting."""
+        if self.strict:
+            raise UnsupportedParameterError(message, provider=self.provider.name)
+        warnings.warn(message, AnyLLMWarning, stacklevel=3)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:  # noqa: B027 - backends without resources keep the default
+        """Release connections (and worker threads)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()

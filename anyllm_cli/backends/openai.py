@@ -1,0 +1,169 @@
+"""OpenAI Chat Completions, and every host that speaks it (Groq, DeepSeek, OpenRouter, vLLM, ...).
+
+Source: OpenAI API reference, ``POST /v1/chat/completions`` (openai/openai-openapi
+``CreateChatCompletionRequest`` / ``CreateChatCompletionResponse`` /
+``CreateChatCompletionStreamResponse``); host quirks in shared/reference/wire-formats.md §1.2.
+The stream is SSE, data-only, ended by ``data: [DONE]``; an ``error`` object may arrive inside a
+200 stream (Groq, OpenRouter) and is raised as the matching :class:`AnyLLMError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from anyllm_cli.anyllm import AnyLLM
+from anyllm_cli.errors import AnyLLMError, StreamError, error_from_response
+from anyllm_cli.transport.http import HTTPTransport, TransportOptions
+from anyllm_cli.transport.sse import SSEDecoder
+from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams
+
+CHAT_PATH = "chat/completions"
+
+
+class OpenAIBackend(AnyLLM):
+    """The ``openai`` wire API. Undeclared parameters (``-o top_k=40``) are sent as-is."""
+
+    PASSES_EXTRA: ClassVar[bool] = True
+
+    def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
+        key, hint = self._resolve_api_key(api_key, kwargs.pop("api_key_env", None),
+                                          kwargs.pop("key_hint", None))
+        base = api_base or self.provider.api_base
+        if not base:
+            raise AnyLLMError(f"{self.provider.name}: no api_base configured",
+                              provider=self.provider.name)
+        headers = {"accept": "application/json", **self.provider.headers}
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        self.transport = HTTPTransport(
+            provider=self.provider.name, base_url=base, headers=headers,
+            options=transport_options(kwargs), key_hint=hint)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def _acompletion(self, params: CompletionParams) -> ChatCompletion:
+        body = self._convert_completion_params(params)
+        data = await self.transport.post_json(CHAT_PATH, body)
+        return self._convert_completion_response(data, provider=self.provider.name)
+
+    async def _acompletion_stream(self, params: CompletionParams
+                                  ) -> AsyncIterator[ChatCompletionChunk]:
+        body = self._convert_completion_params(params)
+        if self.provider.capabilities.stream_usage and "stream_options" not in body:
+            body["stream_options"] = {"include_usage": True}
+        name = self.provider.name
+        decoder = SSEDecoder()
+        async with self.transport.stream("POST", CHAT_PATH, json_body=body,
+                                         headers={"accept": "text/event-stream"}) as opened:
+            async for piece in opened.aiter_bytes():
+                for event in decoder.feed(piece):
+                    if event.data == "[DONE]":
+                        return
+                    chunk = self._convert_completion_chunk_response(event.data, provider=name)
+                    if chunk is not None:
+                        yield chunk
+            for event in decoder.close():
+                if event.data == "[DONE]":
+                    return
+                chunk = self._convert_completion_chunk_response(event.data, provider=name)
+                if chunk is not None:
+                    yield chunk
+
+    # --- conversions (pure) ------------------------------------------------------------------
+
+    @staticmethod
+    def _convert_completion_params(params: CompletionParams) -> dict[str, Any]:
+        """CompletionParams -> the JSON body of ``POST /chat/completions`` (same names)."""
+        body: dict[str, Any] = {"model": params.model, "messages": params.messages}
+        body.update(params.set_params())
+        body.update(params.extra)
+        return body
+
+    @staticmethod
+    def _convert_completion_response(data: Any, *, provider: str | None = None) -> ChatCompletion:
+        """A ``chat.completion`` JSON object -> :class:`ChatCompletion`.
+
+        Raises :class:`AnyLLMError` when the body is an error object or not a completion.
+        """
+        if isinstance(data, dict) and data.get("error"):
+            raise error_from_response(_status_of(data["error"]), data, provider=provider)
+        try:
+            return ChatCompletion.model_validate(data)
+        except ValidationError as exc:
+            raise AnyLLMError(f"Malformed response: not a chat completion ({_first(exc)})",
+                              provider=provider) from None
+
+    @staticmethod
+    def _convert_completion_chunk_response(data: str | bytes | dict[str, Any], *,
+                                           provider: str | None = None
+                                           ) -> ChatCompletionChunk | None:
+        """One SSE ``data`` payload -> :class:`ChatCompletionChunk` (None for an empty payload).
+
+        Raises the mapped :class:`AnyLLMError` for an in-stream ``error`` object and
+        :class:`StreamError` for a payload that is not a chunk.
+        """
+        if isinstance(data, dict):
+            obj: Any = data
+        else:
+            if not data.strip():
+                return None
+            # Fast path: pydantic parses the JSON itself; only payloads that mention "error"
+            # are decoded twice to look for a top-level error object.
+            if ('"error"' if isinstance(data, str) else b'"error"') not in data:
+                try:
+                    return ChatCompletionChunk.model_validate_json(data)
+                except ValidationError as exc:
+                    raise StreamError(f"Stream failed: malformed chunk ({_first(exc)}): "
+                                      f"{_preview(data)}", provider=provider) from None
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                raise StreamError(f"Stream failed: malformed chunk (not JSON): {_preview(data)}",
+                                  provider=provider) from None
+        if isinstance(obj, dict) and obj.get("error"):
+            raise error_from_response(_status_of(obj["error"]), obj, provider=provider)
+        try:
+            return ChatCompletionChunk.model_validate(obj)
+        except ValidationError as exc:
+            raise StreamError(f"Stream failed: malformed chunk ({_first(exc)}): {_preview(data)}",
+                              provider=provider) from None
+
+
+def transport_options(kwargs: dict[str, Any]) -> TransportOptions:
+    """TransportOptions from the common ``acreate`` keywords (timeout, total_timeout,
+    max_retries); unknown keywords are ignored here."""
+    opts = TransportOptions()
+    for name in ("timeout", "total_timeout", "max_retries", "backoff_base", "connect_timeout"):
+        value = kwargs.get(name)
+        if value is not None:
+            setattr(opts, name, value)
+    return opts
+
+
+def _status_of(error: Any) -> int:
+    """The HTTP status an in-body error stands for (Groq: ``status_code``; OpenRouter: ``code``)."""
+    if isinstance(error, dict):
+        for key in ("status_code", "code", "status"):
+            value = error.get(key)
+            if isinstance(value, int) and 400 <= value < 600:
+                return value
+    return 500
+
+
+def _first(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+
+
+def _preview(data: str | bytes | dict[str, Any]) -> str:
+    text = data if isinstance(data, str) else (
+        data.decode("utf-8", "replace") if isinstance(data, bytes) else json.dumps(data))
+    return text[:120] + ("…" if len(text) > 120 else "")
+
+
+BACKEND = OpenAIBackend

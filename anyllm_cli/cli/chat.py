@@ -1,0 +1,243 @@
+"""``anyllm chat``: one prompt, the answer streamed to the terminal (or a pipe)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from anyllm_cli.cli import options as o
+from anyllm_cli.cli.common import (
+    fail,
+    flag_params,
+    install_warning_printer,
+    load_and_resolve,
+    open_llm,
+    parse_options,
+)
+
+if TYPE_CHECKING:
+    from anyllm_cli.anyllm import AnyLLM
+    from anyllm_cli.render import Renderer
+    from anyllm_cli.types import ChatCompletionChunk, CompletionUsage
+
+
+def register(app: typer.Typer) -> None:
+    app.command("chat", epilog=EXAMPLES)(chat)
+
+
+EXAMPLES = (
+    "Examples:  anyllm chat 'Explain TCP slow start'  ·  "
+    "git diff | anyllm chat -p groq 'Review this'  ·  "
+    "anyllm chat -m openai:gpt-4.1-mini --json 'Hi'"
+)
+
+
+def chat(
+    prompt: Annotated[list[str] | None, typer.Argument(
+        metavar="PROMPT",
+        help="The prompt. Text on stdin comes first, then a blank line, then this.",
+        show_default=False)] = None,
+    profile: o.ProfileOpt = None,
+    model: o.ModelOpt = None,
+    system: o.SystemOpt = None,
+    temperature: o.TemperatureOpt = None,
+    top_p: o.TopPOpt = None,
+    max_tokens: o.MaxTokensOpt = None,
+    stop: o.StopOpt = None,
+    seed: o.SeedOpt = None,
+    reasoning_effort: o.ReasoningEffortOpt = None,
+    option: o.OptionOpt = None,
+    no_stream: Annotated[bool, typer.Option(
+        "--no-stream", rich_help_panel=o.PANEL_OUTPUT,
+        help="Ask for the whole reply at once.")] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", rich_help_panel=o.PANEL_OUTPUT,
+        help="Print one OpenAI chat.completion JSON object.")] = False,
+    jsonl_out: Annotated[bool, typer.Option(
+        "--jsonl", rich_help_panel=o.PANEL_OUTPUT,
+        help="Print each chat.completion.chunk as a JSON line as it arrives.")] = False,
+    show_reasoning: Annotated[bool | None, typer.Option(
+        "--show-reasoning/--hide-reasoning", rich_help_panel=o.PANEL_OUTPUT,
+        help="Show the model's reasoning (dimmed on a terminal, on stderr when piped). "
+             "Default: shown on a terminal, hidden when piped.", show_default=False)] = None,
+    usage: Annotated[bool, typer.Option(
+        "--usage", "-u", rich_help_panel=o.PANEL_OUTPUT,
+        help="Print token usage and timing on stderr.")] = False,
+    api_base: o.ApiBaseOpt = None,
+    timeout: o.TimeoutOpt = None,
+    strict: o.StrictOpt = False,
+    config: o.ConfigOpt = None,
+) -> None:
+    """Send a prompt and stream the answer: Markdown on a terminal, plain text when piped."""
+    if json_out and jsonl_out:
+        fail("--json and --jsonl cannot be used together", 2)
+    text = read_prompt(prompt)
+    if not text.strip():
+        fail("no prompt: give one as an argument or on stdin", 2)
+    install_warning_printer()
+    cfg, resolved = load_and_resolve(config, profile, model)
+    params: dict[str, Any] = dict(resolved.params)
+    params.update(parse_options(option, "--option/-o"))
+    params.update(flag_params(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                              stop=stop, seed=seed, reasoning_effort=reasoning_effort))
+    system_prompt = system if system is not None else params.pop("system", None)
+    params.pop("system", None)
+    messages: list[dict[str, Any]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    messages.append({"role": "user", "content": text})
+
+    tty = sys.stdout.isatty()
+    mode = "json" if json_out else "jsonl" if jsonl_out else "text"
+    renderer = None
+    if mode == "text":
+        from anyllm_cli.render import make_renderer
+
+        renderer = make_renderer(tty=tty, no_color=bool(os.environ.get("NO_COLOR")),
+                                 show_reasoning=show_reasoning, out=sys.stdout, err=sys.stderr)
+    run = _Run(mode=mode, renderer=renderer, usage=usage)
+    import asyncio
+
+    try:
+        code = asyncio.run(run.main(cfg, resolved, messages, params, stream=not no_stream,
+                                    api_base=api_base, timeout=timeout, strict=strict))
+    except KeyboardInterrupt:
+        if renderer is not None:
+            renderer.abort()
+        sys.stdout.flush()
+        print("\nanyllm: interrupted", file=sys.stderr, flush=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+def read_prompt(args: list[str] | None) -> str:
+    """stdin (when it is not a terminal) first, a blank line, then the arguments."""
+    parts = []
+    stdin = sys.stdin
+    if stdin is not None and not stdin.isatty():
+        try:
+            piped = stdin.read()
+        except (OSError, ValueError):
+            piped = ""
+        if piped.strip():
+            parts.append(piped.rstrip("\n"))
+    if args:
+        parts.append(" ".join(args))
+    return "\n\n".join(parts)
+
+
+class _Run:
+    """One chat request and its output; kept as an object so an interrupt can reach the
+    renderer."""
+
+    def __init__(self, *, mode: str, renderer: Renderer | None, usage: bool) -> None:
+        self.mode = mode
+        self.renderer = renderer
+        self.show_usage = usage
+        self.usage: CompletionUsage | None = None
+        self.started = time.perf_counter()
+        self.first_token: float | None = None
+
+    async def main(self, cfg: Any, resolved: Any, messages: list[dict[str, Any]],
+                   params: dict[str, Any], *, stream: bool, api_base: str | None,
+                   timeout: float | None, strict: bool) -> int:
+        from anyllm_cli.errors import AnyLLMError
+
+        llm: AnyLLM | None = None
+        try:
+            llm = await open_llm(cfg, resolved, api_base=api_base, timeout=timeout,
+                                 strict=strict)
+            if self.mode == "json" or not stream:
+                await self._whole(llm, resolved.model, messages, params)
+            else:
+                await self._stream(llm, resolved.model, messages, params)
+        except AnyLLMError as exc:
+            if self.renderer is not None:
+                self.renderer.abort()
+            sys.stdout.flush()
+            print(f"anyllm: {exc}", file=sys.stderr, flush=True)
+            return exc.exit_code
+        finally:
+            if llm is not None:
+                await llm.aclose()
+        self._print_usage()
+        return 0
+
+    async def _whole(self, llm: AnyLLM, model: str, messages: list[dict[str, Any]],
+                     params: dict[str, Any]) -> None:
+        reply = await llm.acompletion(model, messages, **params)
+        self.first_token = time.perf_counter()
+        self.usage = reply.usage
+        if self.mode == "json":
+            sys.stdout.write(reply.to_json() + "\n")
+            sys.stdout.flush()
+            return
+        assert self.renderer is not None
+        for choice in reply.choices[:1]:
+            if choice.message.reasoning:
+                self.renderer.reasoning(choice.message.reasoning)
+            self.renderer.content(choice.message.content or choice.message.refusal or "")
+            _tool_calls_text(self.renderer, choice.message.tool_calls)
+        self.renderer.finish()
+
+    async def _stream(self, llm: AnyLLM, model: str, messages: list[dict[str, Any]],
+                      params: dict[str, Any]) -> None:
+        from anyllm_cli.assemble import ChunkAccumulator
+
+        stream = llm.acompletion_stream(model, messages, **params)
+        out = sys.stdout
+        acc = ChunkAccumulator()  # tool calls are shown whole, once their arguments are complete
+        async for chunk in stream:
+            if chunk.usage is not None:
+                self.usage = chunk.usage
+            if self.mode == "jsonl":
+                out.write(chunk.to_json() + "\n")
+                out.flush()
+                continue
+            acc.add(chunk)
+            self._render(chunk)
+        if self.renderer is not None:
+            result = acc.result()
+            if result.choices:
+                _tool_calls_text(self.renderer, result.choices[0].message.tool_calls)
+            self.renderer.finish()
+
+    def _render(self, chunk: ChatCompletionChunk) -> None:
+        assert self.renderer is not None
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue  # n > 1: the terminal shows the first choice; --json/--jsonl carry all
+            delta = choice.delta
+            if self.first_token is None and (delta.content or delta.reasoning):
+                self.first_token = time.perf_counter()
+            if delta.reasoning:
+                self.renderer.reasoning(delta.reasoning)
+            if delta.content:
+                self.renderer.content(delta.content)
+            if delta.refusal:
+                self.renderer.content(delta.refusal)
+
+    def _print_usage(self) -> None:
+        if not self.show_usage:
+            return
+        elapsed = time.perf_counter() - self.started
+        parts = []
+        if self.usage is not None:
+            u = self.usage
+            parts.append(f"{u.prompt_tokens} prompt + {u.completion_tokens} completion = "
+                         f"{u.total_tokens} tokens")
+        else:
+            parts.append("usage not reported by the provider")
+        if self.first_token is not None:
+            parts.append(f"first token {self.first_token - self.started:.2f} s")
+        parts.append(f"total {elapsed:.2f} s")
+        print("usage: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+
+def _tool_calls_text(renderer: Renderer, tool_calls: Any) -> None:
+    for call in tool_calls or ():
+        renderer.content(f"\n\n→ tool call `{call.function.name}({call.function.arguments})`\n")
