@@ -216,7 +216,7 @@ class MarkdownRenderer:
         self._live: Live | None = None
         self._done = False
         self._final_frame = False
-        self._last_draw = float("-inf")
+        self._next_draw = float("-inf")  # the first piece is drawn at once
         #: number of screen updates so far (for benchmarks and tests)
         self.refresh_count = 0
 
@@ -282,14 +282,16 @@ class MarkdownRenderer:
         self._done = True
         if self._live is None:
             return  # nothing was streamed: print nothing at all
-        if self._answer_started:
-            if self._cr:
-                self._partial += "\n"
-            self._flush_answer()
-        else:
-            self._commit_reasoning()
-        self._draw()  # prints what is left above an (now empty) Live region
-        self._stop_live()
+        try:
+            if self._answer_started:
+                if self._cr:
+                    self._partial += "\n"
+                self._flush_answer()
+            else:
+                self._commit_reasoning()
+            self._draw()  # prints what is left above an (now empty) Live region
+        finally:
+            self._stop_live()  # the cursor comes back even if the last print failed
 
     def abort(self) -> None:
         # Ctrl-C or an error: keep everything received on screen (including pieces the
@@ -324,12 +326,19 @@ class MarkdownRenderer:
             self._live.start()
 
     def _maybe_draw(self) -> None:
-        if _monotonic() - self._last_draw >= self._interval:
-            self._draw()
+        now = _monotonic()
+        if now < self._next_draw:
+            return
+        # A schedule, not "an interval since the last draw": pieces arrive at discrete times,
+        # and a full interval after each late draw would lower the rate (10 ms pieces and a
+        # 50 ms interval would draw every 60 ms). After a pause in the stream, start afresh.
+        if now - self._next_draw >= self._interval:
+            self._next_draw = now
+        self._next_draw += self._interval
+        self._draw()
 
     def _draw(self) -> None:
         assert self._live is not None
-        self._last_draw = _monotonic()
         self.refresh_count += 1
         if self._to_print:
             # While Live runs, console.print writes above the region and redraws it: one
@@ -355,7 +364,8 @@ class MarkdownRenderer:
             joined = self._joined if self._lines else self._continues_list(self._partial)
             return self._block(text, joined=joined)
         if self._show_reasoning and self._r_partial.strip():
-            return Text(self._r_partial, style=REASONING_STYLE)
+            gap = [Text("") for _ in range(self._r_blank_lines)]
+            return Group(*gap, Text(self._r_partial, style=REASONING_STYLE))
         return None
 
     def _block(self, text: str, *, joined: bool) -> _Block:
