@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from anyllm_cli.catalog import LLMProvider, get_provider
 from anyllm_cli.errors import (
+    AnyLLMError,
     AnyLLMWarning,
     InvalidParameterError,
     MissingApiKeyError,
@@ -37,7 +38,13 @@ from anyllm_cli.errors import (
     UnsupportedParameterError,
     register_secret,
 )
-from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, Message
+from anyllm_cli.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CompletionParams,
+    Message,
+    Model,
+)
 
 
 def backend_class(backend: str) -> type[AnyLLM]:
@@ -180,6 +187,14 @@ class AnyLLM(ABC):
     @abstractmethod
     def _acompletion_stream(self, params: CompletionParams) -> AsyncIterator[ChatCompletionChunk]:
         """Send ``params`` with streaming and yield converted chunks."""
+
+    async def alist_models(self) -> list[Model]:
+        """The models the provider offers now (a live request where the provider has one).
+
+        Raises :class:`AnyLLMError` when the provider has no model listing.
+        """
+        raise AnyLLMError(f"{self.provider.name} has no model listing",
+                          provider=self.provider.name)
 
     # --- parameter checking ------------------------------------------------------------------
 

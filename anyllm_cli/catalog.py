@@ -1,4 +1,5 @@
-"""The provider catalog: ``providers/*.toml`` shipped in the wheel, plus the user's ``[providers.*]``.
+"""The provider catalog: ``providers/*.toml`` (shipped in the wheel) and the user's
+``[providers.*]`` tables.
 
 A provider is data. Each entry names the backend (the wire API, a module under
 ``anyllm_cli/backends``) and the facts about one host: base URL, key variables, default model,

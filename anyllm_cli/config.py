@@ -1,8 +1,8 @@
 """The user's configuration: profiles, default profile, extra providers (a TOML file).
 
 Location: ``--config``, else ``$ANYLLM_CONFIG``, else ``platformdirs.user_config_dir("anyllm")/
-config.toml``. A missing file is an empty configuration, except one named by ``--config``. Every error names the file and the key (and for TOML
-syntax errors, the line and column).
+config.toml``. A missing file is an empty configuration, except one named by ``--config``.
+Every error names the file and the key (and for TOML syntax errors, the line and column).
 """
 
 from __future__ import annotations

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_serializer
-from pydantic.functional_serializers import SerializerFunctionWrapHandler
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 Role = Literal["developer", "system", "user", "assistant", "tool"]
@@ -36,6 +42,7 @@ __all__ = [
     "FinishReason",
     "Function",
     "Message",
+    "Model",
     "OpenAIModel",
     "Role",
 ]
@@ -200,6 +207,15 @@ class ChatCompletionChunk(OpenAIModel):
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None
+
+
+class Model(OpenAIModel):
+    """One entry of a provider's model list (OpenAI ``Model``); ``created`` is Unix seconds."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = ""
 
 
 # --- request ---------------------------------------------------------------------------------

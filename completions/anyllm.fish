@@ -36,9 +36,11 @@ function __anyllm_node
         switch $t
             case --
                 break
+            case -
+                # a lone dash (stdin) is a positional word
             case '--*=*'
                 continue
-            case '-?*'
+            case '-*'
                 __anyllm_takes_value $node $t; and set skip 1
                 continue
         end
@@ -82,7 +84,7 @@ complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'no-stream' -d 'Ask for the w
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'json' -d 'Print one OpenAI chat.completion JSON object'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'jsonl' -d 'Print each chat.completion.chunk as a JSON line as it arrives'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'show-reasoning' -d 'Show the model\'s reasoning (dimmed on a terminal, on stderr when piped)'
-complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'hide-reasoning' -d 'Show the model\'s reasoning (dimmed on a terminal, on stderr when piped)'
+complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'hide-reasoning' -d 'Opposite of --show-reasoning'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -s 'u' -l 'usage' -d 'Print token usage and timing on stderr'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'api-base' -x -d 'Override the provider\'s base URL'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'timeout' -x -d 'Longest wait for a connection or for the next piece of a reply [default: 60]'

@@ -488,6 +488,8 @@ def _zsh_specs(node: Cmd) -> list[str]:
         else:
             excl = "(" + " ".join(every) + ")"
         for name in every:
+            if name in opt.secondary:
+                desc = _zdesc(f"Opposite of {opt.names[-1]}")
             if opt.takes_value:
                 suffix = "=" if name.startswith("--") else "+"
                 action = _zsh_action(opt.kind, opt.choices)
@@ -656,9 +658,11 @@ def fish_completion(tree: Cmd, version: str) -> str:
         "        switch $t",
         "            case --",
         "                break",
+        "            case -",
+        "                # a lone dash (stdin) is a positional word",
         "            case '--*=*'",
         "                continue",
-        "            case '-?*'",
+        "            case '-*'",
         "                __anyllm_takes_value $node $t; and set skip 1",
         "                continue",
         "        end",
@@ -696,7 +700,7 @@ def fish_completion(tree: Cmd, version: str) -> str:
                        f"-d {_fq(desc)}")
             if opt.secondary:
                 out.append(f"complete -c {PROG} {cond} {_fish_names(opt.secondary)} "
-                           f"-d {_fq(desc)}")
+                           f"-d {_fq('Opposite of ' + opt.names[-1])}")
         if not node.is_group:
             seen: set[str] = set()
             for arg in node.args:

@@ -23,7 +23,7 @@ from tests.server import ReplayServer, json_response, sse_response_from_file
 FIXTURES = Path(__file__).parent / "fixtures"
 STREAMS = sorted((FIXTURES / "openai__openai-python/.inline-snapshot/external").glob("*.bin"))
 # What each recording exercises (from fixtures/SOURCES.md), to be sure the set covers them all.
-TOOL_CALLS = "2018feb6 a247c49c c6aa7e39 f82268f2".split()
+TOOL_CALLS = ["2018feb6", "a247c49c", "c6aa7e39", "f82268f2"]
 N_CHOICES = "a491adda"
 LENGTH = "4cc50a61"
 REFUSAL = "173417d5"

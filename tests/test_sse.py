@@ -14,7 +14,8 @@ from anyllm_cli.transport.ndjson import NDJSONDecoder
 from anyllm_cli.transport.sse import ServerSentEvent, SSEDecoder
 
 FIXTURES = Path(__file__).parent / "fixtures"
-OPENAI_STREAMS = sorted((FIXTURES / "openai__openai-python/.inline-snapshot/external").glob("*.bin"))
+OPENAI_STREAMS = sorted(
+    (FIXTURES / "openai__openai-python/.inline-snapshot/external").glob("*.bin"))
 ANTHROPIC_STREAMS = sorted(
     (FIXTURES / "anthropics__anthropic-sdk-python/tests/lib/streaming/fixtures").glob("*.txt"))
 

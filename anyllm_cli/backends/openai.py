@@ -17,9 +17,8 @@ from pydantic import ValidationError
 
 from anyllm_cli.anyllm import AnyLLM
 from anyllm_cli.errors import AnyLLMError, StreamError, error_from_response
-from anyllm_cli.transport.http import HTTPTransport, TransportOptions
-from anyllm_cli.transport.sse import SSEDecoder
-from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams
+from anyllm_cli.transport.http import HTTPTransport, transport_options
+from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, Model
 
 CHAT_PATH = "chat/completions"
 
@@ -46,6 +45,12 @@ class OpenAIBackend(AnyLLM):
     async def aclose(self) -> None:
         await self.transport.aclose()
 
+    async def alist_models(self) -> list[Model]:
+        """``GET /models`` (OpenAI ``ListModelsResponse``)."""
+        data = await self.transport.get_json("models")
+        items = data.get("data", []) if isinstance(data, dict) else []
+        return [Model.model_validate(m) for m in items if isinstance(m, dict) and "id" in m]
+
     async def _acompletion(self, params: CompletionParams) -> ChatCompletion:
         body = self._convert_completion_params(params)
         data = await self.transport.post_json(CHAT_PATH, body)
@@ -57,17 +62,9 @@ class OpenAIBackend(AnyLLM):
         if self.provider.capabilities.stream_usage and "stream_options" not in body:
             body["stream_options"] = {"include_usage": True}
         name = self.provider.name
-        decoder = SSEDecoder()
         async with self.transport.stream("POST", CHAT_PATH, json_body=body,
                                          headers={"accept": "text/event-stream"}) as opened:
-            async for piece in opened.aiter_bytes():
-                for event in decoder.feed(piece):
-                    if event.data == "[DONE]":
-                        return
-                    chunk = self._convert_completion_chunk_response(event.data, provider=name)
-                    if chunk is not None:
-                        yield chunk
-            for event in decoder.close():
+            async for event in opened.aiter_sse():
                 if event.data == "[DONE]":
                     return
                 chunk = self._convert_completion_chunk_response(event.data, provider=name)
@@ -114,7 +111,8 @@ class OpenAIBackend(AnyLLM):
                 return None
             # Fast path: pydantic parses the JSON itself; only payloads that mention "error"
             # are decoded twice to look for a top-level error object.
-            if ('"error"' if isinstance(data, str) else b'"error"') not in data:
+            has_error = ('"error"' in data) if isinstance(data, str) else (b'"error"' in data)
+            if not has_error:
                 try:
                     return ChatCompletionChunk.model_validate_json(data)
                 except ValidationError as exc:
@@ -132,17 +130,6 @@ class OpenAIBackend(AnyLLM):
         except ValidationError as exc:
             raise StreamError(f"Stream failed: malformed chunk ({_first(exc)}): {_preview(data)}",
                               provider=provider) from None
-
-
-def transport_options(kwargs: dict[str, Any]) -> TransportOptions:
-    """TransportOptions from the common ``acreate`` keywords (timeout, total_timeout,
-    max_retries); unknown keywords are ignored here."""
-    opts = TransportOptions()
-    for name in ("timeout", "total_timeout", "max_retries", "backoff_base", "connect_timeout"):
-        value = kwargs.get(name)
-        if value is not None:
-            setattr(opts, name, value)
-    return opts
 
 
 def _status_of(error: Any) -> int:

@@ -30,6 +30,8 @@ from anyllm_cli.errors import (
     error_from_response,
     redact,
 )
+from anyllm_cli.transport.ndjson import NDJSONDecoder
+from anyllm_cli.transport.sse import ServerSentEvent, SSEDecoder
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -74,12 +76,24 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+    wait: float = when.timestamp() - (now if now is not None else time.time())
+    return max(0.0, wait)
+
+
+def transport_options(kwargs: Mapping[str, Any]) -> TransportOptions:
+    """TransportOptions from the common ``acreate`` keywords (timeout, total_timeout,
+    max_retries, backoff_base, connect_timeout); other keywords are ignored here."""
+    opts = TransportOptions()
+    for name in ("timeout", "total_timeout", "max_retries", "backoff_base", "connect_timeout"):
+        value = kwargs.get(name)
+        if value is not None:
+            setattr(opts, name, value)
+    return opts
 
 
 def backoff_delay(attempt: int, opts: TransportOptions) -> float:
     """Exponential backoff with jitter for retry number ``attempt`` (0-based), in seconds."""
-    delay = min(opts.backoff_base * (2**attempt), opts.backoff_max)
+    delay: float = min(opts.backoff_base * 2.0**attempt, opts.backoff_max)
     return delay * (1 - 0.25 * random.random())
 
 
@@ -172,8 +186,8 @@ class HTTPTransport:
             try:
                 request = self.client.build_request(method, self._url(path), content=content,
                                                     headers=headers)
-                response = await self._with_deadline(self.client.send(request, stream=True),
-                                                     deadline)
+                response: httpx.Response = await self._with_deadline(
+                    self.client.send(request, stream=True), deadline)
             except (httpx.TimeoutException, TimeoutError) as exc:
                 error: AnyLLMError = APITimeoutError(
                     f"Timed out: no response from {self.provider} within "
@@ -279,6 +293,24 @@ class OpenResponse:
                     f"Stream failed: the connection to {t.provider} broke "
                     f"({_exc_text(exc)})", provider=t.provider) from None
             yield piece
+
+    async def aiter_sse(self) -> AsyncIterator[ServerSentEvent]:
+        """The body decoded as Server-Sent Events (including a last event with no blank line)."""
+        decoder = SSEDecoder()
+        async for piece in self.aiter_bytes():
+            for event in decoder.feed(piece):
+                yield event
+        for event in decoder.close():
+            yield event
+
+    async def aiter_ndjson(self) -> AsyncIterator[Any]:
+        """The body decoded as newline-delimited JSON values."""
+        decoder = NDJSONDecoder()
+        async for piece in self.aiter_bytes():
+            for value in decoder.feed(piece):
+                yield value
+        for value in decoder.close():
+            yield value
 
     async def read(self) -> bytes:
         return b"".join([piece async for piece in self.aiter_bytes()])
