@@ -695,9 +695,8 @@ def fish_completion(tree: Cmd, version: str) -> str:
                        f"-d {_fq(summary(sub.help))}")
         for opt in node.options:
             value = f" {_fish_value(opt.kind, opt.choices)}" if opt.takes_value else ""
-            desc = summary(opt.help)
-            out.append(f"complete -c {PROG} {cond} {_fish_names(opt.names)}{value} "
-                       f"-d {_fq(desc)}")
+            desc = f" -d {_fq(summary(opt.help))}" if opt.help else ""
+            out.append(f"complete -c {PROG} {cond} {_fish_names(opt.names)}{value}{desc}")
             if opt.secondary:
                 out.append(f"complete -c {PROG} {cond} {_fish_names(opt.secondary)} "
                            f"-d {_fq('Opposite of ' + opt.names[-1])}")

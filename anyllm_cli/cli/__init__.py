@@ -42,11 +42,20 @@ def _root(
     """
 
 
-from anyllm_cli.cli import chat as _chat  # noqa: E402  (registers the command)
-from anyllm_cli.cli import complete as _complete  # noqa: E402  (hidden: shell completion names)
+# Each command module adds its commands; they import only typer at module level.
+from anyllm_cli.cli import (  # noqa: E402
+    batch,
+    chat,
+    complete,
+    config_cmd,
+    models,
+    profiles,
+    providers,
+    smoke,
+)
 
-_chat.register(app)
-_complete.register(app)
+for _module in (chat, batch, smoke, profiles, config_cmd, providers, models, complete):
+    _module.register(app)
 
 
 def main() -> None:
