@@ -41,7 +41,7 @@ _anyllm_dirs() {
 # _anyllm_takes_value NODE OPTION: whether OPTION of NODE is followed by a value.
 _anyllm_takes_value() {
     case "$1 $2" in
-        'anyllm/chat -p' | 'anyllm/chat --profile' | 'anyllm/chat -m' | 'anyllm/chat --model' | 'anyllm/chat -s' | 'anyllm/chat --system' | 'anyllm/chat --temperature' | 'anyllm/chat --top-p' | 'anyllm/chat --max-tokens' | 'anyllm/chat --stop' | 'anyllm/chat --seed' | 'anyllm/chat --reasoning-effort' | 'anyllm/chat -o' | 'anyllm/chat --option' | 'anyllm/chat --api-base' | 'anyllm/chat --timeout' | 'anyllm/chat --config') return 0 ;;
+        'anyllm/chat -p' | 'anyllm/chat --profile' | 'anyllm/chat -m' | 'anyllm/chat --model' | 'anyllm/chat -s' | 'anyllm/chat --system' | 'anyllm/chat --temperature' | 'anyllm/chat --top-p' | 'anyllm/chat --max-tokens' | 'anyllm/chat --stop' | 'anyllm/chat --seed' | 'anyllm/chat --reasoning-effort' | 'anyllm/chat -o' | 'anyllm/chat --option' | 'anyllm/chat --schema' | 'anyllm/chat --api-base' | 'anyllm/chat --timeout' | 'anyllm/chat --config') return 0 ;;
     esac
     return 1
 }
@@ -60,6 +60,7 @@ _anyllm_value() {
         'anyllm/chat --seed') COMPREPLY=() ;;
         'anyllm/chat --reasoning-effort') COMPREPLY=() ;;
         'anyllm/chat -o' | 'anyllm/chat --option') COMPREPLY=() ;;
+        'anyllm/chat --schema') COMPREPLY=() ;;
         'anyllm/chat --api-base') COMPREPLY=() ;;
         'anyllm/chat --timeout') COMPREPLY=() ;;
         'anyllm/chat --config') _anyllm_files "$cur" ;;
@@ -80,7 +81,7 @@ _anyllm_options() {
     local cur=$2
     case $1 in
         anyllm) _anyllm_filter "$cur" -V --version -h --help ;;
-        anyllm/chat) _anyllm_filter "$cur" -p --profile -m --model -s --system --temperature --top-p --max-tokens --stop --seed --reasoning-effort -o --option --no-stream --json --jsonl --show-reasoning --hide-reasoning -u --usage --api-base --timeout --strict --config -h --help ;;
+        anyllm/chat) _anyllm_filter "$cur" -p --profile -m --model -s --system --temperature --top-p --max-tokens --stop --seed --reasoning-effort -o --option --schema --no-stream --json --jsonl --show-reasoning --hide-reasoning -u --usage --api-base --timeout --strict --config -h --help ;;
         *) COMPREPLY=() ;;
     esac
 }

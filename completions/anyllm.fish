@@ -6,7 +6,7 @@
 # Options that are followed by a value, as 'NODE OPTION'.
 function __anyllm_takes_value
     switch "$argv[1] $argv[2]"
-        case 'anyllm/chat -p' 'anyllm/chat --profile' 'anyllm/chat -m' 'anyllm/chat --model' 'anyllm/chat -s' 'anyllm/chat --system' 'anyllm/chat --temperature' 'anyllm/chat --top-p' 'anyllm/chat --max-tokens' 'anyllm/chat --stop' 'anyllm/chat --seed' 'anyllm/chat --reasoning-effort' 'anyllm/chat -o' 'anyllm/chat --option' 'anyllm/chat --api-base' 'anyllm/chat --timeout' 'anyllm/chat --config'
+        case 'anyllm/chat -p' 'anyllm/chat --profile' 'anyllm/chat -m' 'anyllm/chat --model' 'anyllm/chat -s' 'anyllm/chat --system' 'anyllm/chat --temperature' 'anyllm/chat --top-p' 'anyllm/chat --max-tokens' 'anyllm/chat --stop' 'anyllm/chat --seed' 'anyllm/chat --reasoning-effort' 'anyllm/chat -o' 'anyllm/chat --option' 'anyllm/chat --schema' 'anyllm/chat --api-base' 'anyllm/chat --timeout' 'anyllm/chat --config'
             return 0
     end
     return 1
@@ -80,6 +80,7 @@ complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'stop' -x -d 'Stop sequence (
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'seed' -x -d 'Seed for best-effort reproducible sampling'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'reasoning-effort' -x -d 'Reasoning effort: none, minimal, low, medium, high (provider-dependent)'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -s 'o' -l 'option' -x -d 'Extra provider parameter (repeatable); VALUE is parsed as JSON when it parses, else taken as a string'
+complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'schema' -x -d 'Structured output: a JSON Schema (inline, or @file)'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'no-stream' -d 'Ask for the whole reply at once'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'json' -d 'Print one OpenAI chat.completion JSON object'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'jsonl' -d 'Print each chat.completion.chunk as a JSON line as it arrives'

@@ -145,7 +145,7 @@ def value_kind(param: Any) -> tuple[str, tuple[str, ...]]:
             only_dirs = getattr(info, "dir_okay", True) and not getattr(info, "file_okay", True)
             return ("dir" if only_dirs else "file"), ()
         return "", ()
-    ptype = getattr(param, "type", None)  # a plain Click parameter
+    ptype: Any = getattr(param, "type", None)  # a plain Click parameter
     type_name = type(ptype).__name__
     if type_name == "Choice":
         return "choice", tuple(_choice_str(c) for c in ptype.choices)

@@ -15,7 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
@@ -131,8 +131,8 @@ def test_man_page_sections_and_provider_keys(generated: dict[str, str]) -> None:
         assert f".SH {section.strip(chr(34))}\n" in man or f".SH {section}\n" in man, section
     variables = {v for entry in builtin_providers().values() for v in entry.api_key_env}
     assert "OPENAI_API_KEY" in variables
-    for var in sorted(variables) + ["ANYLLM_CONFIG", "ANYLLM_PROFILE", "NO_COLOR",
-                                    "ANYLLM_DEBUG", "ANYLLM_MODELS_DIR"]:
+    own = ["ANYLLM_CONFIG", "ANYLLM_PROFILE", "NO_COLOR", "ANYLLM_DEBUG", "ANYLLM_MODELS_DIR"]
+    for var in [*sorted(variables), *own]:
         assert f'.B "{gen.roff(var)}"' in man, var
     for code in ("0", "1", "2", "130"):
         assert f".TP\n.B {code}\n" in man
@@ -274,7 +274,7 @@ def test_zsh_completion_parses() -> None:
 # The generator on commands the app does not have yet: nested groups, Path arguments, choices
 # --------------------------------------------------------------------------------------------
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     jsonl = "jsonl"
     table = "table"
 
@@ -354,7 +354,7 @@ def test_generator_output_for_fake_app(fake_tree: Any) -> None:
     if shutil.which("groff"):
         assert groff_warnings(man) == ""
     zsh = gen.zsh_completion(fake_tree, "0")
-    assert "'--format=[Output \\\\format]:FMT:(jsonl table)'" in zsh
+    assert "--format=[Output \\\\format]:FMT:(jsonl table)'" in zsh
     assert "_anyllm_profiles_show" in zsh and "':NAME:_anyllm_names targets'" in zsh
     fish = gen.fish_completion(fake_tree, "0")
     assert "-l 'output' -r -F" in fish and "'anyllm/profiles/show'" in fish

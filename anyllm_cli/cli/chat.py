@@ -51,6 +51,11 @@ def chat(
     seed: o.SeedOpt = None,
     reasoning_effort: o.ReasoningEffortOpt = None,
     option: o.OptionOpt = None,
+    schema: Annotated[str | None, typer.Option(
+        "--schema", metavar="JSON|@FILE", rich_help_panel=o.PANEL_PARAMS,
+        help="Structured output: a JSON Schema (inline, or @file). Sent through the provider's "
+             "native mechanism; the answer is validated against it (exit 1 if it fails).",
+        show_default=False)] = None,
     no_stream: Annotated[bool, typer.Option(
         "--no-stream", rich_help_panel=o.PANEL_OUTPUT,
         help="Ask for the whole reply at once.")] = False,
@@ -84,6 +89,9 @@ def chat(
     params.update(parse_options(option, "--option/-o"))
     params.update(flag_params(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                               stop=stop, seed=seed, reasoning_effort=reasoning_effort))
+    schema_obj = load_schema(schema) if schema is not None else None
+    if schema_obj is not None:
+        params["response_format"] = response_format_for(schema_obj)
     system_prompt = system if system is not None else params.pop("system", None)
     params.pop("system", None)
     messages: list[dict[str, Any]] = []
@@ -99,7 +107,7 @@ def chat(
 
         renderer = make_renderer(tty=tty, no_color=bool(os.environ.get("NO_COLOR")),
                                  show_reasoning=show_reasoning, out=sys.stdout, err=sys.stderr)
-    run = _Run(mode=mode, renderer=renderer, usage=usage)
+    run = _Run(mode=mode, renderer=renderer, usage=usage, schema=schema_obj)
     import asyncio
 
     try:
@@ -112,6 +120,65 @@ def chat(
         print("\nanyllm: interrupted", file=sys.stderr, flush=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
+
+
+def load_schema(value: str) -> dict[str, Any]:
+    """``--schema`` value -> a JSON Schema object: inline JSON or ``@path``; exits 2 if bad.
+
+    An OpenAI ``json_schema`` wrapper (``{"name": ..., "schema": {...}}``) is accepted too.
+    """
+    import json
+    from pathlib import Path
+
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).expanduser().read_text()
+        except OSError as exc:
+            fail(f"--schema: cannot read {value[1:]}: {exc.strerror}", 2)
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        fail(f"--schema: not valid JSON ({exc})", 2)
+    if not isinstance(obj, dict):
+        fail("--schema: expected a JSON Schema object", 2)
+    if "schema" in obj and isinstance(obj["schema"], dict) and "name" in obj:
+        obj = obj["schema"]
+    from jsonschema.validators import validator_for
+
+    try:
+        validator_for(obj).check_schema(obj)
+    except Exception as exc:  # jsonschema.SchemaError
+        fail(f"--schema: not a valid JSON Schema: {getattr(exc, 'message', exc)}", 2)
+    return dict(obj)
+
+
+def response_format_for(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI ``response_format`` for a schema; each backend maps it to its native form."""
+    import re
+
+    name = re.sub(r"[^a-zA-Z0-9_-]", "_", str(schema.get("title") or "response"))[:64]
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+
+
+def check_against_schema(text: str, schema: dict[str, Any]) -> str | None:
+    """None when ``text`` is JSON valid against ``schema``, else a one-line reason."""
+    import json
+
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    body = text.strip()
+    if body.startswith("```"):  # some models fence JSON even when asked for JSON only
+        body = body.strip("`").removeprefix("json").strip()
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        return f"the answer is not JSON ({exc})"
+    error = best_match(Draft202012Validator(schema).iter_errors(value))
+    if error is None:
+        return None
+    return f"the answer does not match the schema at {error.json_path}: {error.message}"
 
 
 def read_prompt(args: list[str] | None) -> str:
@@ -134,8 +201,11 @@ class _Run:
     """One chat request and its output; kept as an object so an interrupt can reach the
     renderer."""
 
-    def __init__(self, *, mode: str, renderer: Renderer | None, usage: bool) -> None:
+    def __init__(self, *, mode: str, renderer: Renderer | None, usage: bool,
+                 schema: dict[str, Any] | None = None) -> None:
         self.mode = mode
+        self.schema = schema
+        self.answer = ""
         self.renderer = renderer
         self.show_usage = usage
         self.usage: CompletionUsage | None = None
@@ -165,6 +235,11 @@ class _Run:
             if llm is not None:
                 await llm.aclose()
         self._print_usage()
+        if self.schema is not None:
+            problem = check_against_schema(self.answer, self.schema)
+            if problem is not None:
+                print(f"anyllm: {problem}", file=sys.stderr, flush=True)
+                return 1
         return 0
 
     async def _whole(self, llm: AnyLLM, model: str, messages: list[dict[str, Any]],
@@ -172,6 +247,8 @@ class _Run:
         reply = await llm.acompletion(model, messages, **params)
         self.first_token = time.perf_counter()
         self.usage = reply.usage
+        if reply.choices:
+            self.answer = reply.choices[0].message.content or ""
         if self.mode == "json":
             sys.stdout.write(reply.to_json() + "\n")
             sys.stdout.flush()
@@ -194,14 +271,16 @@ class _Run:
         async for chunk in stream:
             if chunk.usage is not None:
                 self.usage = chunk.usage
+            acc.add(chunk)
             if self.mode == "jsonl":
                 out.write(chunk.to_json() + "\n")
                 out.flush()
                 continue
-            acc.add(chunk)
             self._render(chunk)
+        result = acc.result()
+        if result.choices:
+            self.answer = result.choices[0].message.content or ""
         if self.renderer is not None:
-            result = acc.result()
             if result.choices:
                 _tool_calls_text(self.renderer, result.choices[0].message.tool_calls)
             self.renderer.finish()
