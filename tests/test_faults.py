@@ -168,3 +168,29 @@ def test_garbage_instead_of_http(replay_server: ReplayServer, run_cli: Any) -> N
     r = chat(run_cli, replay_server.url, "--timeout", "2")
     assert r.code == 1
     assert_clean(r)
+
+
+def test_ctrl_c_mid_stream_keeps_partial_and_exits_130(replay_server: ReplayServer) -> None:
+    """SIGINT (Ctrl-C) to a real process while the answer streams."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    replay_server.enqueue(Response(headers={"content-type": "text/event-stream"},
+                                   chunks=[chunk("First words"), Pause(10), chunk("never")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anyllm_cli", "chat", "-p", "openai", "--api-base",
+         replay_server.url + "/v1", "hi"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "OPENAI_API_KEY": SECRET})
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.read(len("First words"))  # the partial answer has arrived
+    assert first == b"First words"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert b"never" not in out
+    assert err.decode() == "\nanyllm: interrupted\n" or err.decode().endswith(
+        "anyllm: interrupted\n")
+    assert b"Traceback" not in err
