@@ -22,7 +22,7 @@ import asyncio
 import importlib
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -161,8 +161,11 @@ class AnyLLM(ABC):
 
     def acompletion_stream(
         self, model: str | None = None, messages: list[Message] | None = None, **kwargs: Any
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """The reply as :class:`ChatCompletionChunk` objects, as they arrive.
+
+        An async generator: leave early with ``contextlib.aclosing`` (or call ``aclose()``) so
+        the connection is released at once.
 
         Raises as :meth:`acompletion`; in addition, :class:`StreamError` ("stream ended early")
         after the last chunk when the stream stopped before any choice had a finish reason.
@@ -170,12 +173,21 @@ class AnyLLM(ABC):
         params = self.prepare_params(model, messages, kwargs, stream=True)
         return self._checked_stream(params)
 
-    async def _checked_stream(self, params: CompletionParams) -> AsyncIterator[ChatCompletionChunk]:
+    async def _checked_stream(self, params: CompletionParams
+                              ) -> AsyncGenerator[ChatCompletionChunk, None]:
         finished = False
-        async for chunk in self._acompletion_stream(params):
-            if not finished:
-                finished = any(c.finish_reason for c in chunk.choices)
-            yield chunk
+        chunks = self._acompletion_stream(params)
+        try:
+            async for chunk in chunks:
+                if not finished:
+                    finished = any(c.finish_reason for c in chunk.choices)
+                yield chunk
+        finally:
+            # Close the backend's generator (and its HTTP response) now when the caller stops
+            # early, not later from the garbage collector on a closing event loop.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if not finished:
             raise StreamError("Stream failed: the stream ended early, before a finish reason",
                               provider=self.provider.name)

@@ -77,11 +77,15 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except Exception as exc:  # the last line of defence: one line, no traceback
-        if os.environ.get("ANYLLM_DEBUG"):
-            raise
         from anyllm_cli.errors import redact
 
-        print(f"anyllm: internal error: {type(exc).__name__}: {redact(str(exc))} "
-              "(ANYLLM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        if os.environ.get("ANYLLM_DEBUG"):
+            import traceback
+
+            # Even the traceback goes through redact: an exception may carry a key.
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        else:
+            print(f"anyllm: internal error: {type(exc).__name__}: {redact(str(exc))} "
+                  "(ANYLLM_DEBUG=1 shows the traceback)", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

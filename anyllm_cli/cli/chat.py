@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,7 +21,11 @@ from anyllm_cli.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+    from typing import TextIO
+
     from anyllm_cli.anyllm import AnyLLM
+    from anyllm_cli.assemble import ChunkAccumulator
     from anyllm_cli.render import Renderer
     from anyllm_cli.types import ChatCompletionChunk, CompletionUsage
 
@@ -265,9 +270,20 @@ class _Run:
                       params: dict[str, Any]) -> None:
         from anyllm_cli.assemble import ChunkAccumulator
 
-        stream = llm.acompletion_stream(model, messages, **params)
         out = sys.stdout
         acc = ChunkAccumulator()  # tool calls are shown whole, once their arguments are complete
+        async with aclosing(llm.acompletion_stream(model, messages, **params)) as stream:
+            await self._consume(stream, acc, out)
+        result = acc.result()
+        if result.choices:
+            self.answer = result.choices[0].message.content or ""
+        if self.renderer is not None:
+            if result.choices:
+                _tool_calls_text(self.renderer, result.choices[0].message.tool_calls)
+            self.renderer.finish()
+
+    async def _consume(self, stream: AsyncGenerator[ChatCompletionChunk, None],
+                       acc: ChunkAccumulator, out: TextIO) -> None:
         async for chunk in stream:
             if chunk.usage is not None:
                 self.usage = chunk.usage
@@ -277,13 +293,6 @@ class _Run:
                 out.flush()
                 continue
             self._render(chunk)
-        result = acc.result()
-        if result.choices:
-            self.answer = result.choices[0].message.content or ""
-        if self.renderer is not None:
-            if result.choices:
-                _tool_calls_text(self.renderer, result.choices[0].message.tool_calls)
-            self.renderer.finish()
 
     def _render(self, chunk: ChatCompletionChunk) -> None:
         assert self.renderer is not None

@@ -1,9 +1,151 @@
-"""Placeholder: the `providers` command module (filled in by its issue)."""
+"""``anyllm providers``: the catalog (built-in providers and the config's ``[providers.*]``).
+
+Also home of :func:`print_table`, the table every listing command prints (``profiles list``,
+``models``, ``smoke``): a Rich table on a terminal, aligned plain columns when piped.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
+
 import typer
+
+from anyllm_cli.cli import options as o
+
+if TYPE_CHECKING:
+    from anyllm_cli.catalog import LLMProvider
+
+CAPABILITIES = ("streaming", "tools", "structured_output", "reasoning", "images", "models")
+SHORT = {"streaming": "stream", "tools": "tools", "structured_output": "schema",
+         "reasoning": "reasoning", "images": "images", "models": "models"}
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to the app (none yet)."""
+    app.command("providers", epilog=EXAMPLES)(providers)
+
+
+EXAMPLES = ("Examples:  anyllm providers  ·  "
+            "anyllm providers --json | jq -r '.[] | select(.key_set) | .name'")
+
+
+def providers(
+    json_out: Annotated[bool, typer.Option(
+        "--json", rich_help_panel=o.PANEL_OUTPUT,
+        help="Print a JSON array: one object per provider with name, backend, api_base, "
+             "api_key_env ([{name, set}]), key_set, default_model, capabilities, user_defined, "
+             "source.")] = False,
+    config: o.ConfigOpt = None,
+) -> None:
+    """List the providers anyllm can reach: the built-in catalog and the [providers.*] tables of
+    the config.
+
+    For each: the backend (wire API), the key variables and whether each is set (never the key),
+    the default model and the capabilities. In the table, CAPABILITIES lists what the provider
+    does natively; a trailing ~ marks an emulated one (e.g. schema~), and what it cannot do is
+    left out. USER marks providers defined in the config.
+    """
+    from anyllm_cli.cli.common import fail
+    from anyllm_cli.config import load_config
+    from anyllm_cli.errors import AnyLLMError
+
+    try:
+        cfg = load_config(config)
+    except AnyLLMError as exc:
+        fail(str(exc), exc.exit_code)
+    entries = [cfg.catalog[name] for name in sorted(cfg.catalog)]
+    if json_out:
+        print(json.dumps([provider_json(e) for e in entries], indent=2))
+        return
+    rows = [[e.name, e.backend, _keys_cell(e), e.default_model or "-", capabilities_cell(e),
+             "yes" if e.source != "built-in" else ""] for e in entries]
+    print_table(["NAME", "BACKEND", "KEY", "DEFAULT MODEL", "CAPABILITIES", "USER"], rows)
+
+
+def provider_json(entry: LLMProvider) -> dict[str, Any]:
+    """One catalog entry as printed by ``--json`` (key variables with ``set``, never values)."""
+    keys = [{"name": var, "set": bool(_env(var))} for var in entry.api_key_env]
+    caps = entry.capabilities.model_dump()
+    return {
+        "name": entry.name,
+        "backend": entry.backend,
+        "description": entry.description,
+        "api_base": entry.api_base,
+        "api_key_env": keys,
+        "api_key_required": entry.api_key_required,
+        "key_set": any(k["set"] for k in keys),
+        "default_model": entry.default_model,
+        "capabilities": {name: caps[name] for name in CAPABILITIES},
+        "docs_url": entry.docs_url,
+        "user_defined": entry.source != "built-in",
+        "source": entry.source,
+    }
+
+
+def _env(name: str) -> str:
+    import os
+
+    return os.environ.get(name, "")
+
+
+def _keys_cell(entry: LLMProvider) -> str:
+    if not entry.api_key_env:
+        return "-" if not entry.api_key_required else "(none configured)"
+    marks = [f"{var} ({'set' if _env(var) else 'not set'})" for var in entry.api_key_env]
+    cell = ", ".join(marks)
+    return cell if entry.api_key_required else f"{cell}, optional"
+
+
+def capabilities_cell(entry: LLMProvider) -> str:
+    """``stream tools schema~ ...``: native ones, emulated ones with ``~``, the rest left out."""
+    caps = entry.capabilities.model_dump()
+    out = []
+    for name in CAPABILITIES:
+        if caps[name] == "native":
+            out.append(SHORT[name])
+        elif caps[name] == "emulated":
+            out.append(SHORT[name] + "~")
+    return " ".join(out) or "-"
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
+                out: TextIO | None = None, styles: Sequence[str | None] | None = None,
+                wrap: Sequence[bool] | None = None) -> None:
+    """Print a table: a Rich table when ``out`` is a terminal, else plain columns separated by
+    two spaces (header first, no trailing spaces, cells on one line) for ``grep``/``awk``.
+
+    ``styles``: a Rich style per row (terminal only), e.g. ``"red"`` for a failed check.
+    ``wrap``: per column, whether long cells wrap on a terminal (else they are cut with …).
+    """
+    stream = out if out is not None else sys.stdout
+    if stream.isatty():
+        _rich_table(headers, rows, stream, styles, wrap)
+        return
+    cells = [[" ".join(str(c).split()) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+        stream.write(line.rstrip() + "\n")
+    stream.flush()
+
+
+def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], stream: TextIO,
+                styles: Sequence[str | None] | None, wrap: Sequence[bool] | None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for i, header in enumerate(headers):
+        folds = bool(wrap and wrap[i])
+        table.add_column(header, overflow="fold" if folds else "ellipsis", no_wrap=not folds)
+    for i, row in enumerate(rows):
+        table.add_row(*(str(c) for c in row), style=styles[i] if styles else None)
+    # Rich reads NO_COLOR itself; highlight=False: no colouring of numbers and paths.
+    Console(file=stream, highlight=False).print(table)
