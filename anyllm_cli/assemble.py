@@ -3,7 +3,10 @@
 Merging rules follow OpenAI's streaming contract (wire-formats.md §1, §0.1): choices by ``index``;
 ``content``, ``reasoning`` and ``refusal`` concatenate; tool-call fragments concatenate by their
 ``index`` (``id``, ``type`` and ``name`` from the first fragment that has them); the last non-null
-``finish_reason`` and ``usage`` win; logprob token lists concatenate.
+``finish_reason`` and ``usage`` win; logprob token lists concatenate. Provider extras on a delta or
+a tool-call fragment (e.g. Gemini's ``extra_content`` thought signatures, which must go back to
+the provider next turn) are kept on the message or tool call: lists concatenate (Anthropic's
+``thinking_blocks``, one per finished block), any other value is last non-null wins.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class _ToolCallParts:
     id: str | None = None
     name: str | None = None
     arguments: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,6 +44,7 @@ class _ChoiceParts:
     finish_reason: FinishReason | None = None
     logprobs_content: list[dict[str, Any]] | None = None
     logprobs_refusal: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ChunkAccumulator:
@@ -71,8 +76,12 @@ class ChunkAccumulator:
                 parts.reasoning.append(delta.reasoning)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
+            if delta.model_extra:
+                _keep(parts.extra, delta.model_extra)
             for tc in delta.tool_calls or ():
                 call = parts.tool_calls.setdefault(tc.index, _ToolCallParts())
+                if tc.model_extra:
+                    _keep(call.extra, tc.model_extra)
                 if tc.id and not call.id:
                     call.id = tc.id
                 if tc.function is not None:
@@ -97,7 +106,8 @@ class ChunkAccumulator:
             tool_calls = [
                 ChatCompletionMessageToolCall(
                     id=c.id or f"call_{index}_{i}",
-                    function=Function(name=c.name or "", arguments="".join(c.arguments)))
+                    function=Function(name=c.name or "", arguments="".join(c.arguments)),
+                    **c.extra)
                 for i, c in sorted(p.tool_calls.items())
             ] or None
             message = ChatCompletionMessage(
@@ -105,6 +115,7 @@ class ChunkAccumulator:
                 refusal="".join(p.refusal) or None,
                 reasoning="".join(p.reasoning) or None,
                 tool_calls=tool_calls,
+                **p.extra,
             )
             logprobs = None
             if p.logprobs_content is not None or p.logprobs_refusal is not None:
@@ -113,3 +124,14 @@ class ChunkAccumulator:
                                   logprobs=logprobs))
         return ChatCompletion(id=self.id, created=self.created, model=self.model, choices=choices,
                               usage=self.usage, system_fingerprint=self.system_fingerprint)
+
+
+def _keep(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if value is None:
+            continue
+        previous = into.get(key)
+        if isinstance(value, list) and isinstance(previous, list):
+            into[key] = previous + value
+        else:
+            into[key] = value

@@ -17,6 +17,7 @@ off. No I/O happens at import time; nothing here talks to a provider.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -212,20 +213,18 @@ def open_input(source: str | os.PathLike[str] | IO[bytes] | None
         return sys.stdin.buffer, True
     if isinstance(source, (str, os.PathLike)):
         try:
-            return open(source, "rb"), False  # noqa: SIM115 - the caller closes it
+            return open(source, "rb"), False
         except OSError as exc:
             raise BatchInputError(f"cannot read {os.fspath(source)}: {exc.strerror}") from None
     seekable = False
-    try:
+    with contextlib.suppress(AttributeError, ValueError):
         seekable = source.seekable()
-    except (AttributeError, ValueError):
-        pass
     return source, not seekable
 
 
 def spool_file() -> IO[bytes]:
     """A temporary file for stdin, removed when closed."""
-    return tempfile.TemporaryFile(prefix="anyllm-batch-")  # noqa: SIM115
+    return tempfile.TemporaryFile(prefix="anyllm-batch-")
 
 
 # --------------------------------------------------------------------------------- output

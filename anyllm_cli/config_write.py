@@ -236,11 +236,13 @@ def starter_text(catalog: dict[str, Any] | None = None) -> str:
         from anyllm_cli.catalog import builtin_providers
 
         catalog = dict(builtin_providers())
-    rows = []
+    table = []
     for name, entry in sorted(catalog.items()):
         keys = " or ".join(entry.api_key_env) if entry.api_key_required else "no key"
-        model = entry.default_model or "(no default model)"
-        rows.append(f"#   {name:<12} {keys:<34} {model}")
+        table.append((name, keys, entry.default_model or "(no default model)"))
+    w1 = max((len(r[0]) for r in table), default=0)
+    w2 = max((len(r[1]) for r in table), default=0)
+    rows = [f"#   {a:<{w1}}  {b:<{w2}}  {c}" for a, b, c in table]
     return STARTER.format(providers="\n".join(rows)) + "\n"
 
 

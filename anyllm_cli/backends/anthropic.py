@@ -43,7 +43,8 @@ MODELS_PAGE = 1000  # the largest page GET /v1/models allows
 
 class AnthropicBackend(AnyLLM):
     """The ``anthropic`` wire API. Extras sent as they are: ``top_k``, ``thinking`` (replaces
-    the one made from ``reasoning_effort``), ``metadata``, ``service_tier``."""
+    the one made from ``reasoning_effort``), ``metadata``, ``service_tier``, ``output_config``
+    (merged with the structured-output format)."""
 
     SUPPORTED_PARAMS: ClassVar[frozenset[str] | None] = frozenset({
         "tools", "tool_choice", "parallel_tool_calls", "temperature", "top_p", "max_tokens",

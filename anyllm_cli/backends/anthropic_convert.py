@@ -102,9 +102,10 @@ ERROR_STATUS: dict[str, int] = {
 }
 """Anthropic ``error.type`` -> HTTP status (API reference, "Errors"); for errors inside a stream."""
 
-NATIVE_EXTRAS = frozenset({"top_k", "thinking", "metadata", "service_tier"})
+NATIVE_EXTRAS = frozenset({"top_k", "thinking", "metadata", "service_tier", "output_config"})
 """Anthropic request fields accepted as extras (``-o top_k=40``) and sent as they are.
-A ``thinking`` extra replaces the one derived from ``reasoning_effort``."""
+A ``thinking`` extra replaces the one derived from ``reasoning_effort``; an ``output_config``
+extra (e.g. ``{"effort": "low"}``) is merged with the one made from ``response_format``."""
 
 JSON_OBJECT_INSTRUCTION = "Respond with a single JSON object and nothing else."
 
@@ -157,8 +158,8 @@ def convert_params(params: CompletionParams, report: Report | None = None) -> di
             max_tokens = budget + DEFAULT_MAX_TOKENS
         elif requested <= budget:
             max_tokens = budget + requested
-            rep(f"Anthropic needs max_tokens above the thinking budget ({budget} tokens for "
-                f"reasoning_effort={params.reasoning_effort!r}); sent max_tokens={max_tokens}")
+            rep(f"Anthropic needs max_tokens above the thinking budget ({budget} tokens): "
+                f"max_tokens {requested} becomes {max_tokens}")
     body["max_tokens"] = max_tokens
 
     if system:
@@ -170,7 +171,7 @@ def convert_params(params: CompletionParams, report: Report | None = None) -> di
 
     temperature, top_p = params.temperature, params.top_p
     if temperature is not None and temperature > MAX_TEMPERATURE:
-        rep(f"Anthropic's temperature range is 0-1: temperature {temperature:g} was sent as "
+        rep(f"Anthropic's temperature range is 0-1: temperature {temperature:g} becomes "
             f"{MAX_TEMPERATURE:g}")
         temperature = MAX_TEMPERATURE
     if thinking is not None:
@@ -180,7 +181,7 @@ def convert_params(params: CompletionParams, report: Report | None = None) -> di
             temperature = None
         if top_p is not None and top_p < THINKING_MIN_TOP_P:
             rep(f"Anthropic takes top_p from {THINKING_MIN_TOP_P} to 1 with thinking: top_p "
-                f"{top_p:g} was sent as {THINKING_MIN_TOP_P}")
+                f"{top_p:g} becomes {THINKING_MIN_TOP_P}")
             top_p = THINKING_MIN_TOP_P
     if temperature is not None and top_p is not None:
         # Current models answer 400 "`temperature` and `top_p` cannot both be specified".
@@ -207,7 +208,8 @@ def convert_params(params: CompletionParams, report: Report | None = None) -> di
         if kind == "json_schema":
             schema = (fmt.get("json_schema") or {}).get("schema")
             if isinstance(schema, dict):
-                body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+                extra["output_config"] = {**(extra.get("output_config") or {}),
+                                          "format": {"type": "json_schema", "schema": schema}}
             else:
                 rep("response_format json_schema has no schema; it was not sent")
         elif kind == "json_object":
@@ -221,7 +223,7 @@ def convert_params(params: CompletionParams, report: Report | None = None) -> di
     if params.user is not None:
         body["metadata"] = {"user_id": params.user}
     if params.n is not None and params.n > 1:
-        rep(f"Anthropic returns one choice per request: n={params.n} was sent as 1")
+        rep(f"Anthropic returns one choice per request: n={params.n} becomes 1")
     if params.logprobs:
         rep("Anthropic returns no log probabilities: logprobs was not sent")
     body.update(extra)

@@ -454,13 +454,15 @@ def convert_usage(usage: Mapping[str, Any]) -> CompletionUsage:
     )
 
 
-def convert_response(data: Any, *, model: str, id: str, created: int) -> ChatCompletion:
+def convert_response(data: Any, *, model: str, id: str, created: int,
+                     provider: str | None = None) -> ChatCompletion:
     """A ``ConverseResponse`` JSON object -> ChatCompletion (one choice).
 
     Raises :class:`AnyLLMError` when the body is not a Converse response.
     """
     if not isinstance(data, dict) or not isinstance(data.get("output"), dict):
-        raise AnyLLMError("Malformed response: not a Bedrock Converse response")
+        raise AnyLLMError("Malformed response: not a Bedrock Converse response",
+                          provider=provider)
     message = data["output"].get("message") or {}
     texts: list[str] = []
     reasoning: list[str] = []
@@ -499,7 +501,8 @@ def convert_response(data: Any, *, model: str, id: str, created: int) -> ChatCom
     usage = data.get("usage")
     return ChatCompletion(
         id=id, created=created, model=model,
-        choices=[Choice(index=0, message=reply, finish_reason=finish_reason(data.get("stopReason")))],
+        choices=[Choice(index=0, message=reply,
+                        finish_reason=finish_reason(data.get("stopReason")))],
         usage=convert_usage(usage) if isinstance(usage, dict) else None,
     )
 
@@ -520,7 +523,7 @@ def exception_error(kind: str, body: Any, *, provider: str | None) -> AnyLLMErro
 def http_error(status: int, body: Any, *, provider: str | None, error_type: str | None = None,
                retry_after: float | None = None, key_hint: str | None = None) -> AnyLLMError:
     """A Bedrock error (``{"message": ...}`` body, ``x-amzn-ErrorType`` header) -> AnyLLMError."""
-    message = body.get("message") or body.get("Message") if isinstance(body, dict) else None
+    message = (body.get("message") or body.get("Message")) if isinstance(body, dict) else None
     if error_type:
         kind = error_type.split(":", 1)[0]
         message = f"{kind}: {message}" if message else kind
@@ -622,10 +625,10 @@ class ConverseStreamConverter:
                 return [self._chunk(ChoiceDelta(reasoning=rc["text"]))]
             if rc.get("signature"):
                 detail = {"type": "reasoning.text", "signature": rc["signature"]}
-                return [self._chunk(ChoiceDelta(reasoning_details=[detail]))]  # type: ignore[call-arg]
+                return [self._chunk(ChoiceDelta(reasoning_details=[detail]))]
             if rc.get("redactedContent"):
                 detail = {"type": "reasoning.encrypted", "data": rc["redactedContent"]}
-                return [self._chunk(ChoiceDelta(reasoning_details=[detail]))]  # type: ignore[call-arg]
+                return [self._chunk(ChoiceDelta(reasoning_details=[detail]))]
         return []
 
     def _tool_chunk(self, block: int, *, arguments: str) -> ChatCompletionChunk:

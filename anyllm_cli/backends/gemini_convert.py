@@ -26,6 +26,7 @@ Decisions where the sources are silent (each also said where it is made):
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import mimetypes
 import re
@@ -59,6 +60,7 @@ from anyllm_cli.types import (
     FinishReason,
     Function,
     Model,
+    OpenAIModel,
 )
 
 Report = Callable[[str], None]
@@ -505,8 +507,10 @@ def convert_logprobs(result: dict[str, Any] | None) -> ChoiceLogprobs | None:
     return ChoiceLogprobs(content=content)
 
 
-def _google_extra(signature: str) -> dict[str, Any]:
-    return {"google": {"thought_signature": signature}}
+def _attach_signature(obj: OpenAIModel, signature: str) -> None:
+    """Keep a ``thoughtSignature`` as Google's OpenAI-compatible endpoint does (an extra field,
+    serialised with the object)."""
+    setattr(obj, "extra_content", {"google": {"thought_signature": signature}})  # noqa: B010
 
 
 def _arguments(args: Any) -> str:
@@ -580,7 +584,7 @@ def convert_response(data: Any, *, model: str, provider: str | None = None) -> C
                     function=Function(name=fc.get("name", ""),
                                       arguments=_arguments(fc.get("args"))))
                 if part.get("thoughtSignature"):
-                    call.extra_content = _google_extra(part["thoughtSignature"])
+                    _attach_signature(call, part["thoughtSignature"])
                 calls.append(call)
                 continue
             piece = _part_text(part)
@@ -593,7 +597,7 @@ def convert_response(data: Any, *, model: str, provider: str | None = None) -> C
             reasoning="".join(reasoning) or None,
             tool_calls=calls or None)
         if signature:
-            message.extra_content = _google_extra(signature)
+            _attach_signature(message, signature)
         choices.append(Choice(
             index=int(cand.get("index", n)), message=message,
             finish_reason=finish_reason(cand.get("finishReason"), bool(calls)),
@@ -651,7 +655,7 @@ def _json_path(path: str) -> tuple[str | int, ...]:
 def _set_path(root: dict[str, Any], path: tuple[str | int, ...], value: Any,
               append: bool) -> None:
     node: Any = root
-    for step, nxt in zip(path, path[1:], strict=False):
+    for step, nxt in itertools.pairwise(path):
         empty: Any = [] if isinstance(nxt, int) else {}
         if isinstance(step, int):
             while len(node) <= step:
@@ -760,7 +764,7 @@ class GeminiStream:
             state.started = True
             delta.role = "assistant"
         if signature:
-            delta.extra_content = _google_extra(signature)
+            _attach_signature(delta, signature)
         if finish:
             state.finished = True
         return [self._chunk([ChunkChoice(index=index, delta=delta, finish_reason=finish,
@@ -816,7 +820,7 @@ class GeminiStream:
             index=state.tool_calls, id=self.ids.next(native_id), type="function",
             function=ChoiceDeltaToolCallFunction(name=name, arguments=arguments))
         if signature:
-            call.extra_content = _google_extra(signature)
+            _attach_signature(call, signature)
         state.tool_calls += 1
         return call
 

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from anyllm_cli.backends.openai import CHAT_PATH, OpenAIBackend
+from anyllm_cli.backends.openai import CHAT_PATH, OpenAIBackend, _status_of
 from anyllm_cli.errors import (
     AnyLLMError,
     AnyLLMWarning,
@@ -173,6 +173,8 @@ class MistralStreamState:
         if not isinstance(data, dict):
             raise StreamError("Stream failed: malformed chunk (not an object)",
                               provider=self.provider)
+        if data.get("object") == "error":  # Mistral's error shape: {"object": "error", ...}
+            raise error_from_response(_status_of(data), data, provider=self.provider)
         if isinstance(data.get("choices"), list) and not data.get("error"):
             data = copy.copy(data)
             choices = []

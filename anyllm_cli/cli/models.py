@@ -39,14 +39,18 @@ def models(
     it can find (the packaged default and $ANYLLM_MODELS_DIR).
 
     On a terminal: a table of id, owner and creation date; piped: one id per line, sorted. Exit
-    1 when the provider has no model listing or the request fails.
+    1 when the provider has no model listing (capabilities.models = "no" in the catalog) or the
+    request fails.
     """
-    from anyllm_cli.cli.common import install_warning_printer, load_and_resolve
+    from anyllm_cli.cli.common import fail, install_warning_printer, load_and_resolve
     from anyllm_cli.cli.profiles import warn_permissions
 
     install_warning_printer()
     cfg, resolved = load_and_resolve(config, profile, None)
     warn_permissions(cfg)
+    if resolved.provider.capabilities.models == "no":
+        fail(f"{resolved.provider.name} has no model listing (its catalog entry says "
+             "capabilities.models = \"no\")", 1)
     import asyncio
 
     found = asyncio.run(_list(cfg, resolved, api_base=api_base, timeout=timeout))
@@ -63,7 +67,8 @@ def models(
     from anyllm_cli.cli.providers import print_table
 
     print_table(["ID", "OWNED BY", "CREATED"],
-                [[m.id, m.owned_by or "-", _date(m.created)] for m in ordered])
+                [[m.id, m.owned_by or "-", _date(m.created)] for m in ordered],
+                wrap=[False, True, False])
 
 
 async def _list(cfg: Config, resolved: Resolved, *, api_base: str | None,

@@ -45,7 +45,8 @@ def providers(
     For each: the backend (wire API), the key variables and whether each is set (never the key),
     the default model and the capabilities. In the table, CAPABILITIES lists what the provider
     does natively; a trailing ~ marks an emulated one (e.g. schema~), and what it cannot do is
-    left out. USER marks providers defined in the config.
+    left out. USER says "yes" for providers the config defines and "override" for built-in
+    ones it changes.
     """
     from anyllm_cli.cli.common import fail
     from anyllm_cli.config import load_config
@@ -60,8 +61,9 @@ def providers(
         print(json.dumps([provider_json(e) for e in entries], indent=2))
         return
     rows = [[e.name, e.backend, _keys_cell(e), e.default_model or "-", capabilities_cell(e),
-             "yes" if e.source != "built-in" else ""] for e in entries]
-    print_table(["NAME", "BACKEND", "KEY", "DEFAULT MODEL", "CAPABILITIES", "USER"], rows)
+             origin(e)] for e in entries]
+    print_table(["NAME", "BACKEND", "KEY", "DEFAULT MODEL", "CAPABILITIES", "USER"], rows,
+                wrap=[False, False, True, True, True, False])
 
 
 def provider_json(entry: LLMProvider) -> dict[str, Any]:
@@ -79,9 +81,20 @@ def provider_json(entry: LLMProvider) -> dict[str, Any]:
         "default_model": entry.default_model,
         "capabilities": {name: caps[name] for name in CAPABILITIES},
         "docs_url": entry.docs_url,
-        "user_defined": entry.source != "built-in",
+        "user_defined": origin(entry) != "",
         "source": entry.source,
     }
+
+
+def origin(entry: LLMProvider) -> str:
+    """``""`` for a built-in entry, ``"yes"`` for one the config defines, ``"override"`` for a
+    built-in one the config changes."""
+    from anyllm_cli.catalog import builtin_providers
+
+    builtin = builtin_providers().get(entry.name)
+    if builtin is None:
+        return "yes"
+    return "" if entry.source == builtin.source else "override"
 
 
 def _env(name: str) -> str:
@@ -144,7 +157,11 @@ def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], stream: T
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for i, header in enumerate(headers):
         folds = bool(wrap and wrap[i])
-        table.add_column(header, overflow="fold" if folds else "ellipsis", no_wrap=not folds)
+        # Columns that do not wrap keep their width (names, ids, times); the wrapping ones
+        # (messages, lists) give way when the terminal is narrow.
+        longest = max([len(header)] + [len(str(row[i])) for row in rows])
+        table.add_column(header, overflow="fold" if folds else "ellipsis", no_wrap=not folds,
+                         min_width=None if folds else min(longest, 40))
     for i, row in enumerate(rows):
         table.add_row(*(str(c) for c in row), style=styles[i] if styles else None)
     # Rich reads NO_COLOR itself; highlight=False: no colouring of numbers and paths.

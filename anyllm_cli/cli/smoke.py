@@ -180,6 +180,7 @@ async def _check(cfg: Config, name: str, resolved: Resolved, *, prompt: str,
         params.pop("max_completion_tokens", None)
         params["max_tokens"] = max_tokens
     llm: AnyLLM | None = None
+    start: float | None = None
     try:
         llm = await open_llm(cfg, resolved, api_base=None, timeout=timeout, strict=False)
         acc = ChunkAccumulator()
@@ -199,7 +200,8 @@ async def _check(cfg: Config, name: str, resolved: Resolved, *, prompt: str,
             out.error = f"empty answer (finish_reason: {out.finish_reason or 'none'})"
             out.error_type = "EmptyAnswer"
         elif pattern is not None and not pattern.search(out.answer or ""):
-            out.error = f"answer does not match --expect {pattern.pattern!r}"
+            out.error = (f"answer does not match --expect {pattern.pattern!r}: "
+                         f"{_one_line(out.answer or '')!r}")
             out.error_type = "ExpectMismatch"
         else:
             out.status = "pass"
@@ -212,6 +214,8 @@ async def _check(cfg: Config, name: str, resolved: Resolved, *, prompt: str,
         out.error = redact(f"internal error: {type(exc).__name__}: {exc}")
         out.error_type = type(exc).__name__
     finally:
+        if out.latency is None and start is not None:  # how long it took to fail
+            out.latency = time.perf_counter() - start
         if llm is not None:
             # Closing a broken connection is not the check's result.
             with contextlib.suppress(Exception):
@@ -242,7 +246,7 @@ def _print(outcomes: list[Outcome], elapsed: float, *, json_out: bool) -> None:
     styles = [{"pass": "green", "fail": "red", "skip": "yellow"}[r.status] for r in outcomes]
     print_table(["PROFILE", "PROVIDER", "MODEL", "STATUS", "TTFT", "TOTAL", "TOKENS",
                  "ANSWER / ERROR"], rows, styles=styles,
-                wrap=[False] * 7 + [True])
+                wrap=[False, False, True] + [False] * 4 + [True])
     print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped "
           f"in {elapsed:.2f} s")
 
@@ -300,7 +304,7 @@ def _round(value: float | None) -> float | None:
 
 
 def _secs(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
+    return "-" if value is None else f"{value:.2f}s"
 
 
 def _tokens(usage: dict[str, Any] | None) -> str:
