@@ -141,10 +141,13 @@ def write_text(path: Path, text: str, *, validate: bool = True,
     """Write ``text`` to ``path`` atomically with mode 0600 (parent directories created 0700).
 
     With ``validate``, the new text must load as a configuration first; a :class:`ConfigError`
-    then names ``shown_as`` (default ``path``), not the temporary file.
+    then names ``shown_as`` (default ``path``), not the temporary file. A symlink is written
+    through to its target.
     """
     from anyllm_cli.config import load_config
 
+    if path.is_symlink():  # a dotfiles link: write its target, keep the link
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)

@@ -34,6 +34,7 @@ __all__ = [
     "error_from_response",
     "redact",
     "register_secret",
+    "status_of_error",
 ]
 
 _secrets: set[str] = set()
@@ -227,6 +228,17 @@ def _message_from_body(body: Any) -> str | None:
     if isinstance(body, list) and body:
         return _message_from_body(body[0])
     return None
+
+
+def status_of_error(error: Any) -> int:
+    """The HTTP status an error object inside a 200 body stands for (Groq: ``status_code``;
+    OpenRouter: ``code``; others: ``status``); 500 when it names none."""
+    if isinstance(error, dict):
+        for key in ("status_code", "code", "status"):
+            value = error.get(key)
+            if isinstance(value, int) and 400 <= value < 600:
+                return value
+    return 500
 
 
 def error_from_response(

@@ -41,7 +41,7 @@ _anyllm_dirs() {
 # _anyllm_takes_value NODE OPTION: whether OPTION of NODE is followed by a value.
 _anyllm_takes_value() {
     case "$1 $2" in
-        'anyllm/chat -p' | 'anyllm/chat --profile' | 'anyllm/chat -m' | 'anyllm/chat --model' | 'anyllm/chat -s' | 'anyllm/chat --system' | 'anyllm/chat --temperature' | 'anyllm/chat --top-p' | 'anyllm/chat --max-tokens' | 'anyllm/chat --stop' | 'anyllm/chat --seed' | 'anyllm/chat --reasoning-effort' | 'anyllm/chat -o' | 'anyllm/chat --option' | 'anyllm/chat --schema' | 'anyllm/chat --api-base' | 'anyllm/chat --timeout' | 'anyllm/chat --config') return 0 ;;
+        'anyllm/batch -o' | 'anyllm/batch --output' | 'anyllm/batch -p' | 'anyllm/batch --profile' | 'anyllm/batch -m' | 'anyllm/batch --model' | 'anyllm/batch --option' | 'anyllm/batch -j' | 'anyllm/batch --concurrency' | 'anyllm/batch --rpm' | 'anyllm/batch --tpm' | 'anyllm/batch --api-base' | 'anyllm/batch --timeout' | 'anyllm/batch --config' | 'anyllm/chat -p' | 'anyllm/chat --profile' | 'anyllm/chat -m' | 'anyllm/chat --model' | 'anyllm/chat -s' | 'anyllm/chat --system' | 'anyllm/chat --temperature' | 'anyllm/chat --top-p' | 'anyllm/chat --max-tokens' | 'anyllm/chat --stop' | 'anyllm/chat --seed' | 'anyllm/chat --reasoning-effort' | 'anyllm/chat -o' | 'anyllm/chat --option' | 'anyllm/chat --schema' | 'anyllm/chat --api-base' | 'anyllm/chat --timeout' | 'anyllm/chat --config' | 'anyllm/config/edit --config' | 'anyllm/config/init --config' | 'anyllm/config/path --config' | 'anyllm/config/show --config' | 'anyllm/models -p' | 'anyllm/models --profile' | 'anyllm/models --api-base' | 'anyllm/models --timeout' | 'anyllm/models --config' | 'anyllm/profiles/add --provider' | 'anyllm/profiles/add -m' | 'anyllm/profiles/add --model' | 'anyllm/profiles/add --api-key-env' | 'anyllm/profiles/add --api-key-cmd' | 'anyllm/profiles/add --api-base' | 'anyllm/profiles/add --param' | 'anyllm/profiles/add --config' | 'anyllm/profiles/default --config' | 'anyllm/profiles/list --config' | 'anyllm/profiles/remove --config' | 'anyllm/profiles/show --config' | 'anyllm/providers --config' | 'anyllm/smoke --prompt' | 'anyllm/smoke --expect' | 'anyllm/smoke --max-tokens' | 'anyllm/smoke --junit-xml' | 'anyllm/smoke --timeout' | 'anyllm/smoke --config') return 0 ;;
     esac
     return 1
 }
@@ -50,6 +50,16 @@ _anyllm_takes_value() {
 _anyllm_value() {
     local cur=$3
     case "$1 $2" in
+        'anyllm/batch -o' | 'anyllm/batch --output') _anyllm_files "$cur" ;;
+        'anyllm/batch -p' | 'anyllm/batch --profile') _anyllm_names targets "$cur" ;;
+        'anyllm/batch -m' | 'anyllm/batch --model') COMPREPLY=() ;;
+        'anyllm/batch --option') COMPREPLY=() ;;
+        'anyllm/batch -j' | 'anyllm/batch --concurrency') COMPREPLY=() ;;
+        'anyllm/batch --rpm') COMPREPLY=() ;;
+        'anyllm/batch --tpm') COMPREPLY=() ;;
+        'anyllm/batch --api-base') COMPREPLY=() ;;
+        'anyllm/batch --timeout') COMPREPLY=() ;;
+        'anyllm/batch --config') _anyllm_files "$cur" ;;
         'anyllm/chat -p' | 'anyllm/chat --profile') _anyllm_names targets "$cur" ;;
         'anyllm/chat -m' | 'anyllm/chat --model') COMPREPLY=() ;;
         'anyllm/chat -s' | 'anyllm/chat --system') COMPREPLY=() ;;
@@ -64,6 +74,32 @@ _anyllm_value() {
         'anyllm/chat --api-base') COMPREPLY=() ;;
         'anyllm/chat --timeout') COMPREPLY=() ;;
         'anyllm/chat --config') _anyllm_files "$cur" ;;
+        'anyllm/config/edit --config') _anyllm_files "$cur" ;;
+        'anyllm/config/init --config') _anyllm_files "$cur" ;;
+        'anyllm/config/path --config') _anyllm_files "$cur" ;;
+        'anyllm/config/show --config') _anyllm_files "$cur" ;;
+        'anyllm/models -p' | 'anyllm/models --profile') _anyllm_names targets "$cur" ;;
+        'anyllm/models --api-base') COMPREPLY=() ;;
+        'anyllm/models --timeout') COMPREPLY=() ;;
+        'anyllm/models --config') _anyllm_files "$cur" ;;
+        'anyllm/profiles/add --provider') _anyllm_names providers "$cur" ;;
+        'anyllm/profiles/add -m' | 'anyllm/profiles/add --model') COMPREPLY=() ;;
+        'anyllm/profiles/add --api-key-env') COMPREPLY=() ;;
+        'anyllm/profiles/add --api-key-cmd') COMPREPLY=() ;;
+        'anyllm/profiles/add --api-base') COMPREPLY=() ;;
+        'anyllm/profiles/add --param') COMPREPLY=() ;;
+        'anyllm/profiles/add --config') _anyllm_files "$cur" ;;
+        'anyllm/profiles/default --config') _anyllm_files "$cur" ;;
+        'anyllm/profiles/list --config') _anyllm_files "$cur" ;;
+        'anyllm/profiles/remove --config') _anyllm_files "$cur" ;;
+        'anyllm/profiles/show --config') _anyllm_files "$cur" ;;
+        'anyllm/providers --config') _anyllm_files "$cur" ;;
+        'anyllm/smoke --prompt') COMPREPLY=() ;;
+        'anyllm/smoke --expect') COMPREPLY=() ;;
+        'anyllm/smoke --max-tokens') COMPREPLY=() ;;
+        'anyllm/smoke --junit-xml') _anyllm_files "$cur" ;;
+        'anyllm/smoke --timeout') COMPREPLY=() ;;
+        'anyllm/smoke --config') _anyllm_files "$cur" ;;
         *) COMPREPLY=() ;;
     esac
 }
@@ -71,7 +107,22 @@ _anyllm_value() {
 # _anyllm_subcommand NODE WORD: the node WORD leads to from NODE, in REPLY.
 _anyllm_subcommand() {
     case "$1 $2" in
+        'anyllm batch') REPLY=anyllm/batch; return 0 ;;
         'anyllm chat') REPLY=anyllm/chat; return 0 ;;
+        'anyllm config') REPLY=anyllm/config; return 0 ;;
+        'anyllm models') REPLY=anyllm/models; return 0 ;;
+        'anyllm profiles') REPLY=anyllm/profiles; return 0 ;;
+        'anyllm providers') REPLY=anyllm/providers; return 0 ;;
+        'anyllm smoke') REPLY=anyllm/smoke; return 0 ;;
+        'anyllm/config edit') REPLY=anyllm/config/edit; return 0 ;;
+        'anyllm/config init') REPLY=anyllm/config/init; return 0 ;;
+        'anyllm/config path') REPLY=anyllm/config/path; return 0 ;;
+        'anyllm/config show') REPLY=anyllm/config/show; return 0 ;;
+        'anyllm/profiles add') REPLY=anyllm/profiles/add; return 0 ;;
+        'anyllm/profiles default') REPLY=anyllm/profiles/default; return 0 ;;
+        'anyllm/profiles list') REPLY=anyllm/profiles/list; return 0 ;;
+        'anyllm/profiles remove') REPLY=anyllm/profiles/remove; return 0 ;;
+        'anyllm/profiles show') REPLY=anyllm/profiles/show; return 0 ;;
     esac
     return 1
 }
@@ -81,7 +132,22 @@ _anyllm_options() {
     local cur=$2
     case $1 in
         anyllm) _anyllm_filter "$cur" -V --version -h --help ;;
+        anyllm/batch) _anyllm_filter "$cur" -o --output -p --profile -m --model --option -j --concurrency --rpm --tpm --unordered --resume --dry-run --progress --no-progress --api-base --timeout --strict --config -h --help ;;
         anyllm/chat) _anyllm_filter "$cur" -p --profile -m --model -s --system --temperature --top-p --max-tokens --stop --seed --reasoning-effort -o --option --schema --no-stream --json --jsonl --show-reasoning --hide-reasoning -u --usage --api-base --timeout --strict --config -h --help ;;
+        anyllm/config) _anyllm_filter "$cur" -h --help ;;
+        anyllm/config/edit) _anyllm_filter "$cur" --config -h --help ;;
+        anyllm/config/init) _anyllm_filter "$cur" -f --force --config -h --help ;;
+        anyllm/config/path) _anyllm_filter "$cur" --config -h --help ;;
+        anyllm/config/show) _anyllm_filter "$cur" --config -h --help ;;
+        anyllm/models) _anyllm_filter "$cur" -p --profile --json --api-base --timeout --config -h --help ;;
+        anyllm/profiles) _anyllm_filter "$cur" -h --help ;;
+        anyllm/profiles/add) _anyllm_filter "$cur" --provider -m --model --api-key-env --api-key-cmd --api-base --param --default -f --force --config -h --help ;;
+        anyllm/profiles/default) _anyllm_filter "$cur" --config -h --help ;;
+        anyllm/profiles/list) _anyllm_filter "$cur" --json --config -h --help ;;
+        anyllm/profiles/remove) _anyllm_filter "$cur" --config -h --help ;;
+        anyllm/profiles/show) _anyllm_filter "$cur" --json --config -h --help ;;
+        anyllm/providers) _anyllm_filter "$cur" --json --config -h --help ;;
+        anyllm/smoke) _anyllm_filter "$cur" --prompt --expect --max-tokens --skip-missing-keys --json --junit-xml --timeout --config -h --help ;;
         *) COMPREPLY=() ;;
     esac
 }
@@ -90,7 +156,33 @@ _anyllm_options() {
 _anyllm_positional() {
     local cur=$3
     case $1 in
-        anyllm) [[ $2 == 0 ]] && _anyllm_filter "$cur" chat ;;
+        anyllm) [[ $2 == 0 ]] && _anyllm_filter "$cur" batch chat config models profiles providers smoke ;;
+        anyllm/batch)
+            case $2 in
+                0) _anyllm_files "$cur" ;;
+            esac ;;
+        anyllm/config) [[ $2 == 0 ]] && _anyllm_filter "$cur" edit init path show ;;
+        anyllm/profiles) [[ $2 == 0 ]] && _anyllm_filter "$cur" add default list remove show ;;
+        anyllm/profiles/add)
+            case $2 in
+                0) _anyllm_names targets "$cur" ;;
+            esac ;;
+        anyllm/profiles/default)
+            case $2 in
+                0) _anyllm_names targets "$cur" ;;
+            esac ;;
+        anyllm/profiles/remove)
+            case $2 in
+                0) _anyllm_names targets "$cur" ;;
+            esac ;;
+        anyllm/profiles/show)
+            case $2 in
+                0) _anyllm_names targets "$cur" ;;
+            esac ;;
+        anyllm/smoke)
+            case $2 in
+                *) _anyllm_names targets "$cur" ;;
+            esac ;;
     esac
 }
 

@@ -6,7 +6,7 @@
 # Options that are followed by a value, as 'NODE OPTION'.
 function __anyllm_takes_value
     switch "$argv[1] $argv[2]"
-        case 'anyllm/chat -p' 'anyllm/chat --profile' 'anyllm/chat -m' 'anyllm/chat --model' 'anyllm/chat -s' 'anyllm/chat --system' 'anyllm/chat --temperature' 'anyllm/chat --top-p' 'anyllm/chat --max-tokens' 'anyllm/chat --stop' 'anyllm/chat --seed' 'anyllm/chat --reasoning-effort' 'anyllm/chat -o' 'anyllm/chat --option' 'anyllm/chat --schema' 'anyllm/chat --api-base' 'anyllm/chat --timeout' 'anyllm/chat --config'
+        case 'anyllm/batch -o' 'anyllm/batch --output' 'anyllm/batch -p' 'anyllm/batch --profile' 'anyllm/batch -m' 'anyllm/batch --model' 'anyllm/batch --option' 'anyllm/batch -j' 'anyllm/batch --concurrency' 'anyllm/batch --rpm' 'anyllm/batch --tpm' 'anyllm/batch --api-base' 'anyllm/batch --timeout' 'anyllm/batch --config' 'anyllm/chat -p' 'anyllm/chat --profile' 'anyllm/chat -m' 'anyllm/chat --model' 'anyllm/chat -s' 'anyllm/chat --system' 'anyllm/chat --temperature' 'anyllm/chat --top-p' 'anyllm/chat --max-tokens' 'anyllm/chat --stop' 'anyllm/chat --seed' 'anyllm/chat --reasoning-effort' 'anyllm/chat -o' 'anyllm/chat --option' 'anyllm/chat --schema' 'anyllm/chat --api-base' 'anyllm/chat --timeout' 'anyllm/chat --config' 'anyllm/config/edit --config' 'anyllm/config/init --config' 'anyllm/config/path --config' 'anyllm/config/show --config' 'anyllm/models -p' 'anyllm/models --profile' 'anyllm/models --api-base' 'anyllm/models --timeout' 'anyllm/models --config' 'anyllm/profiles/add --provider' 'anyllm/profiles/add -m' 'anyllm/profiles/add --model' 'anyllm/profiles/add --api-key-env' 'anyllm/profiles/add --api-key-cmd' 'anyllm/profiles/add --api-base' 'anyllm/profiles/add --param' 'anyllm/profiles/add --config' 'anyllm/profiles/default --config' 'anyllm/profiles/list --config' 'anyllm/profiles/remove --config' 'anyllm/profiles/show --config' 'anyllm/providers --config' 'anyllm/smoke --prompt' 'anyllm/smoke --expect' 'anyllm/smoke --max-tokens' 'anyllm/smoke --junit-xml' 'anyllm/smoke --timeout' 'anyllm/smoke --config'
             return 0
     end
     return 1
@@ -15,7 +15,7 @@ end
 # The subcommands, as 'NODE/NAME'.
 function __anyllm_is_subcommand
     switch "$argv[1]/$argv[2]"
-        case 'anyllm/chat'
+        case 'anyllm/batch' 'anyllm/chat' 'anyllm/config' 'anyllm/models' 'anyllm/profiles' 'anyllm/providers' 'anyllm/smoke' 'anyllm/config/edit' 'anyllm/config/init' 'anyllm/config/path' 'anyllm/config/show' 'anyllm/profiles/add' 'anyllm/profiles/default' 'anyllm/profiles/list' 'anyllm/profiles/remove' 'anyllm/profiles/show'
             return 0
     end
     return 1
@@ -65,9 +65,35 @@ end
 complete -c anyllm -f
 
 # anyllm
+complete -c anyllm -n '__anyllm_at anyllm' -a 'batch' -d 'Run a JSONL file of chat requests through a provider, concurrently; one OpenAI Batch output line per input line'
 complete -c anyllm -n '__anyllm_at anyllm' -a 'chat' -d 'Send a prompt and stream the answer: Markdown on a terminal, plain text when piped'
+complete -c anyllm -n '__anyllm_at anyllm' -a 'config' -d 'Where the config file is, show it (keys masked), create it, edit it'
+complete -c anyllm -n '__anyllm_at anyllm' -a 'models' -d 'List the models of a profile\'s or provider\'s host, asked live (OpenAI-compatible /models, Anthropic, Gemini, Ollama /api/tags, Mistral, Cohere); for local, the GGUF models it can find (the packaged default and $ANYLLM_MODELS_DIR)'
+complete -c anyllm -n '__anyllm_at anyllm' -a 'profiles' -d 'List, show, add and remove profiles, and pick the default one'
+complete -c anyllm -n '__anyllm_at anyllm' -a 'providers' -d 'List the providers anyllm can reach: the built-in catalog and the [providers.*] tables of the config'
+complete -c anyllm -n '__anyllm_at anyllm' -a 'smoke' -d 'Check that profiles answer: send each a short prompt, concurrently, and report pass, fail or skip with time to first token, total latency and tokens'
 complete -c anyllm -n '__anyllm_at anyllm' -s 'V' -l 'version' -d 'Print the version and exit'
 complete -c anyllm -n '__anyllm_at anyllm' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm batch
+complete -c anyllm -n '__anyllm_at anyllm/batch' -s 'o' -l 'output' -r -F -d 'Write the OpenAI Batch output lines here'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -s 'p' -l 'profile' -x -a '(__anyllm_names targets)' -d 'Profile from the config, or a provider name from the catalog'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -s 'm' -l 'model' -x -d 'Model name, or PROVIDER:MODEL (split only when PROVIDER is a known provider or profile)'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'option' -x -d 'Extra provider parameter (repeatable); VALUE is parsed as JSON when it parses, else taken as a string'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -s 'j' -l 'concurrency' -x -d 'Requests in flight at once'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'rpm' -x -d 'At most N requests per minute'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'tpm' -x -d 'At most N tokens per minute (estimated before a request, corrected by its usage)'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'unordered' -d 'Write each result as soon as it completes, not in input order'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'resume' -d 'Skip the custom_ids already in the -o FILE (an earlier, interrupted run) and append the rest; a torn last line is cut off first'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'dry-run' -d 'Validate every line and print the first converted native request; send nothing'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'progress' -d 'Progress on stderr: a bar on a terminal, a line every few seconds otherwise'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'no-progress' -d 'Opposite of --progress'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'api-base' -x -d 'Override the provider\'s base URL'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'timeout' -x -d 'Longest wait for a connection or for the next piece of a reply [default: 60]'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'strict' -d 'Fail (exit 2) instead of warning when the provider cannot take a parameter'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -F -d '[INPUT]'
 
 # anyllm chat
 complete -c anyllm -n '__anyllm_at anyllm/chat' -s 'p' -l 'profile' -x -a '(__anyllm_names targets)' -d 'Profile from the config, or a provider name from the catalog'
@@ -92,3 +118,94 @@ complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'timeout' -x -d 'Longest wait
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'strict' -d 'Fail (exit 2) instead of warning when the provider cannot take a parameter'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -l 'config' -r -F -d 'Config file'
 complete -c anyllm -n '__anyllm_at anyllm/chat' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm config
+complete -c anyllm -n '__anyllm_at anyllm/config' -a 'edit' -d 'Open the config file in $VISUAL, else $EDITOR, else vi (a starter file is written first when there is none), then validate it'
+complete -c anyllm -n '__anyllm_at anyllm/config' -a 'init' -d 'Write a commented starter config file (mode 0600): an example profile and provider, and the built-in providers with their key variables, all commented out'
+complete -c anyllm -n '__anyllm_at anyllm/config' -a 'path' -d 'Print the config file\'s path (--config, else $ANYLLM_CONFIG, else the platform config directory); a note on stderr says when it does not exist yet'
+complete -c anyllm -n '__anyllm_at anyllm/config' -a 'show' -d 'Print the config file with every api_key value masked as "***"'
+complete -c anyllm -n '__anyllm_at anyllm/config' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm config edit
+complete -c anyllm -n '__anyllm_at anyllm/config/edit' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/config/edit' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm config init
+complete -c anyllm -n '__anyllm_at anyllm/config/init' -s 'f' -l 'force' -d 'Overwrite an existing file'
+complete -c anyllm -n '__anyllm_at anyllm/config/init' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/config/init' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm config path
+complete -c anyllm -n '__anyllm_at anyllm/config/path' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/config/path' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm config show
+complete -c anyllm -n '__anyllm_at anyllm/config/show' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/config/show' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm models
+complete -c anyllm -n '__anyllm_at anyllm/models' -s 'p' -l 'profile' -x -a '(__anyllm_names targets)' -d 'Profile from the config, or a provider name from the catalog'
+complete -c anyllm -n '__anyllm_at anyllm/models' -l 'json' -d 'Print OpenAI\'s model list object: {"object": "list", "data": [{id, object, created, owned_by}]}, in the provider\'s order'
+complete -c anyllm -n '__anyllm_at anyllm/models' -l 'api-base' -x -d 'Override the provider\'s base URL'
+complete -c anyllm -n '__anyllm_at anyllm/models' -l 'timeout' -x -d 'Longest wait for a connection or for the next piece of a reply [default: 60]'
+complete -c anyllm -n '__anyllm_at anyllm/models' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/models' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm profiles
+complete -c anyllm -n '__anyllm_at anyllm/profiles' -a 'add' -d 'Add a profile to the config file (created, mode 0600, when missing)'
+complete -c anyllm -n '__anyllm_at anyllm/profiles' -a 'default' -d 'Set default_profile, the profile used without -p; without NAME, print it'
+complete -c anyllm -n '__anyllm_at anyllm/profiles' -a 'list' -d 'List the profiles: name, provider, model, and * for the default one'
+complete -c anyllm -n '__anyllm_at anyllm/profiles' -a 'remove' -d 'Remove a profile from the config file (and default_profile when it named it)'
+complete -c anyllm -n '__anyllm_at anyllm/profiles' -a 'show' -d 'Show one profile\'s settings and where its key comes from, never the key itself'
+complete -c anyllm -n '__anyllm_at anyllm/profiles' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm profiles add
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'provider' -x -a '(__anyllm_names providers)' -d 'A provider from the catalog (see anyllm providers)'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -s 'm' -l 'model' -x -d 'The model'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'api-key-env' -x -d 'Read the key from this environment variable (before the provider\'s own)'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'api-key-cmd' -x -d 'A command that prints the key, e.g'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'api-base' -x -d 'Override the provider\'s base URL'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'param' -x -d 'A default completion parameter (repeatable), e.g'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'default' -d 'Also make it the default profile'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -s 'f' -l 'force' -d 'Replace a profile of the same name'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -a '(__anyllm_names targets)' -d 'NAME'
+
+# anyllm profiles default
+complete -c anyllm -n '__anyllm_at anyllm/profiles/default' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/default' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/default' -a '(__anyllm_names targets)' -d 'NAME'
+
+# anyllm profiles list
+complete -c anyllm -n '__anyllm_at anyllm/profiles/list' -l 'json' -d 'Print JSON instead of text'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/list' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/list' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm profiles remove
+complete -c anyllm -n '__anyllm_at anyllm/profiles/remove' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/remove' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/remove' -a '(__anyllm_names targets)' -d 'NAME'
+
+# anyllm profiles show
+complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -l 'json' -d 'Print JSON instead of text'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -a '(__anyllm_names targets)' -d 'NAME'
+
+# anyllm providers
+complete -c anyllm -n '__anyllm_at anyllm/providers' -l 'json' -d 'Print a JSON array: one object per provider with name, backend, api_base, api_key_env ([{name, set}]), key_set, default_model, capabilities, user_defined, source'
+complete -c anyllm -n '__anyllm_at anyllm/providers' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/providers' -s 'h' -l 'help' -d 'Show this message and exit'
+
+# anyllm smoke
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'prompt' -x -d 'The prompt sent to each profile'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'expect' -x -d 'Also require the answer to match this Python regular expression (searched anywhere; (?i) makes it case-insensitive)'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'max-tokens' -x -d 'Most tokens per answer (0: no limit; reasoning models may need more)'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'skip-missing-keys' -d 'Mark profiles whose API key is not set as skipped instead of failed'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'json' -d 'Print a JSON object: results (profile, provider, model, status, error, error_type, answer, finish_reason, ttft_seconds, latency_seconds, usage) and the passed/failed/skipped counts'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'junit-xml' -r -F -d 'Also write a JUnit XML report: one testsuite, one testcase per profile; failures carry the provider\'s error'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'timeout' -x -d 'Longest wait for a connection or for the next piece of a reply [default: 60]'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -l 'config' -r -F -d 'Config file'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -s 'h' -l 'help' -d 'Show this message and exit'
+complete -c anyllm -n '__anyllm_at anyllm/smoke' -a '(__anyllm_names targets)' -d 'PROFILE'

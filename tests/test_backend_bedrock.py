@@ -32,7 +32,7 @@ from anyllm_cli.errors import (
 from anyllm_cli.transport.eventstream import encode_message
 from anyllm_cli.types import ChatCompletionChunk, CompletionParams
 from tests.openai_schema import validate_chat_completion, validate_chat_completion_chunk
-from tests.server import Request, ReplayServer, Response, json_response, load_jsonl_chunks
+from tests.server import ReplayServer, Request, Response, json_response, load_jsonl_chunks
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 BEDROCK = FIX / "vercel__ai" / "packages" / "amazon-bedrock" / "src" / "__fixtures__"
@@ -601,6 +601,25 @@ def test_cli_http_error_names_the_aws_error_type(run_cli: Any,
     assert result.code == 1
     assert "Invalid request" in result.stderr
     assert "ValidationException: The provided model identifier is invalid." in result.stderr
+
+
+def test_cli_rejected_key_is_an_authentication_error(run_cli: Any,
+                                                      replay_server: ReplayServer) -> None:
+    replay_server.enqueue(json_response(
+        {"message": "Authentication failed: Please make sure your API Key is valid."},
+        status=403))
+    result = run_cli("chat", "-p", "bedrock", "--api-base", replay_server.url, "-m", MODEL,
+                     "hi", env={"AWS_BEARER_TOKEN_BEDROCK": TOKEN})
+    assert result.code == 1
+    assert "AWS_BEARER_TOKEN_BEDROCK was rejected" in result.stderr and TOKEN not in result.stderr
+
+
+def test_cli_unknown_aws_profile_is_a_config_error(
+        run_cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    no_aws(monkeypatch, tmp_path)
+    result = run_cli("chat", "-p", "bedrock", "-m", MODEL, "hi",
+                     env={"AWS_PROFILE": "no-such-profile"})
+    assert result.code == 2 and "no-such-profile" in result.stderr
 
 
 def test_cli_no_stream_json_validates(run_cli: Any, replay_server: ReplayServer) -> None:

@@ -8,6 +8,7 @@ independent reference: what it reads from our frames, ours must read too.
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 import uuid
@@ -53,7 +54,7 @@ def decode_all(data: bytes, pieces: list[int] | None = None) -> list[EventStream
     decoder = EventStreamDecoder()
     out: list[EventStreamMessage] = []
     cuts = [0, *(pieces or []), len(data)]
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         out.extend(decoder.feed(data[a:b]))
     decoder.close()
     return out

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from anyllm_cli.backends.openai import CHAT_PATH, OpenAIBackend
-from anyllm_cli.errors import AnyLLMError
+from anyllm_cli.errors import ConfigError
 from anyllm_cli.transport.http import HTTPTransport, OpenResponse, transport_options
 from anyllm_cli.types import ChatCompletionChunk
 
@@ -80,7 +80,7 @@ class AzureBackend(OpenAIBackend):
                                           kwargs.pop("key_hint", None))
         endpoint = api_base or self.provider.api_base or os.environ.get(ENDPOINT_ENV)
         if not endpoint:
-            raise AnyLLMError(
+            raise ConfigError(
                 f"{self.provider.name}: no endpoint: set {ENDPOINT_ENV} "
                 "(https://<resource>.openai.azure.com) or api_base", provider=self.provider.name)
         options = self.provider.options

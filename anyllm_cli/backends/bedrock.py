@@ -26,7 +26,14 @@ import httpx
 
 from anyllm_cli.anyllm import AnyLLM
 from anyllm_cli.backends import bedrock_convert as conv
-from anyllm_cli.errors import AnyLLMError, MissingApiKeyError, ProviderError, StreamError
+from anyllm_cli.errors import (
+    AnyLLMError,
+    AuthenticationError,
+    ConfigError,
+    MissingApiKeyError,
+    ProviderError,
+    StreamError,
+)
 from anyllm_cli.transport.eventstream import EventStreamDecoder, EventStreamMessage
 from anyllm_cli.transport.http import HTTPTransport, parse_retry_after, transport_options
 from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, Model
@@ -100,7 +107,13 @@ class SigV4Auth(httpx.Auth):
         self.service = service
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        frozen = self.credentials.get_frozen_credentials()
+        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped, unused-ignore]
+
+        try:
+            frozen = self.credentials.get_frozen_credentials()
+        except BotoCoreError as exc:  # an expired SSO session, a failing credential_process...
+            raise AuthenticationError(f"Authentication failed: AWS credentials: {exc}",
+                                      provider="bedrock") from None
         signed = {k: v for k, v in request.headers.items() if k.lower() in SIGNED_HEADERS
                   or k.lower().startswith("x-amz-")}
         request.headers.update(sigv4_headers(
@@ -110,15 +123,21 @@ class SigV4Auth(httpx.Auth):
         yield request
 
 
-def _aws_credentials() -> tuple[Any, str | None]:
-    """(botocore credentials or None, the profile's region) from the standard chain."""
+def _aws_credentials(provider: str) -> tuple[Any, str | None]:
+    """(botocore credentials or None, the profile's region) from the standard chain.
+
+    Raises :class:`ConfigError` for a broken AWS configuration (an unknown AWS_PROFILE, ...).
+    """
     try:
         import botocore.session  # type: ignore[import-untyped]
+        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         return None, None
-    session = botocore.session.Session()
-    region = session.get_config_variable("region")
-    return session.get_credentials(), region
+    try:
+        session = botocore.session.Session()
+        return session.get_credentials(), session.get_config_variable("region")
+    except BotoCoreError as exc:
+        raise ConfigError(f"AWS credentials: {exc}", provider=provider) from None
 
 
 class BedrockBackend(AnyLLM):
@@ -137,11 +156,11 @@ class BedrockBackend(AnyLLM):
         options = self.provider.options
         region = kwargs.pop("region", None) or resolve_region(options)
         headers = {"accept": "application/json", **self.provider.headers}
-        auth: httpx.Auth | None = None
+        credentials = None
         if key:
             headers["authorization"] = f"Bearer {key}"
         else:
-            credentials, profile_region = _aws_credentials()
+            credentials, profile_region = _aws_credentials(self.provider.name)
             if credentials is None:
                 raise MissingApiKeyError(
                     f"No API key for {self.provider.name}: set {KEY_ENV} (a Bedrock API key), "
@@ -149,20 +168,17 @@ class BedrockBackend(AnyLLM):
                     "AWS_PROFILE; needs pip install 'anyllm-cli[bedrock]')",
                     provider=self.provider.name)
             region = region or profile_region
-            auth = SigV4Auth(credentials, region or DEFAULT_REGION)
-            hint = f"the AWS credentials ({getattr(credentials, 'method', 'credential chain')})"
+            hint = f"the AWS credentials ({getattr(credentials, 'method', None) or 'chain'})"
         self.region = region or DEFAULT_REGION
-        if isinstance(auth, SigV4Auth):
-            auth.region = self.region
         base = (api_base or self.provider.api_base
                 or f"https://bedrock-runtime.{self.region}.amazonaws.com")
         self.api_base = base.replace("{region}", self.region)
         self.transport = HTTPTransport(
             provider=self.provider.name, base_url=self.api_base, headers=headers,
             options=transport_options(kwargs), key_hint=hint, error_parser=self._parse_error)
-        if auth is not None:
+        if credentials is not None:
             # httpx's per-client auth hook: applied to every request the transport builds.
-            self.transport.client.auth = auth
+            self.transport.client.auth = SigV4Auth(credentials, self.region)
 
     def _parse_error(self, response: httpx.Response, body: Any) -> AnyLLMError | None:
         return conv.http_error(

@@ -25,6 +25,7 @@ from typing import Any
 from anyllm_cli.errors import (
     AnyLLMError,
     AnyLLMWarning,
+    AuthenticationError,
     ContextLengthExceededError,
     InvalidParameterError,
     error_from_response,
@@ -91,6 +92,8 @@ DOCUMENT_FORMATS = {
     "text/html": "html", "text/plain": "txt", "text/markdown": "md",
 }
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[^;,]*)*?);base64,(.*)$", re.DOTALL)
+_AUTH_HINTS = ("unrecognizedclient", "invalidsignature", "expiredtoken", "security token",
+               "signature", "api key", "authentication", "invalidclienttokenid")
 _CONTEXT_HINTS = ("too long", "too many input tokens", "context window", "context length",
                   "maximum context", "input length")
 
@@ -528,6 +531,11 @@ def http_error(status: int, body: Any, *, provider: str | None, error_type: str 
         kind = error_type.split(":", 1)[0]
         message = f"{kind}: {message}" if message else kind
     payload = {"message": message} if message else body
+    if status == 403 and any(h in (message or "").lower() for h in _AUTH_HINTS):
+        # AWS answers 403 for a bad key or signature, where OpenAI-style APIs say 401.
+        detail = f"Authentication failed: {key_hint} was rejected" if key_hint else ""
+        return AuthenticationError(detail, provider=provider, status_code=status,
+                                   provider_message=message, body=body)
     if status == 400 and message and any(h in message.lower() for h in _CONTEXT_HINTS):
         return ContextLengthExceededError(provider=provider, status_code=status,
                                           provider_message=message, body=body)

@@ -31,18 +31,18 @@ import copy
 import json
 import warnings
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from typing import Any, ClassVar
 
 import httpx
 
-from anyllm_cli.backends.openai import CHAT_PATH, OpenAIBackend, _status_of
+from anyllm_cli.backends.openai import CHAT_PATH, OpenAIBackend
 from anyllm_cli.errors import (
     AnyLLMError,
     AnyLLMWarning,
     ProviderError,
     StreamError,
     error_from_response,
+    status_of_error,
 )
 from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams
 
@@ -75,9 +75,8 @@ class MistralBackend(OpenAIBackend):
         "response_format", "parallel_tool_calls", "reasoning_effort",
     })
 
-    def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
-        super()._init_client(api_key, api_base, **kwargs)
-        self.transport.error_parser = partial(_parse_error, provider=self.provider.name)
+    def _parse_error(self, response: httpx.Response, body: Any) -> AnyLLMError | None:
+        return parse_validation_error(response, body, provider=self.provider.name)
 
     def _unknown_extras(self, extra: dict[str, Any]) -> list[str]:
         return [k for k in extra if k not in MISTRAL_EXTRAS]
@@ -174,7 +173,7 @@ class MistralStreamState:
             raise StreamError("Stream failed: malformed chunk (not an object)",
                               provider=self.provider)
         if data.get("object") == "error":  # Mistral's error shape: {"object": "error", ...}
-            raise error_from_response(_status_of(data), data, provider=self.provider)
+            raise error_from_response(status_of_error(data), data, provider=self.provider)
         if isinstance(data.get("choices"), list) and not data.get("error"):
             data = copy.copy(data)
             choices = []
@@ -254,8 +253,8 @@ def _split_content(parts: list[Any]) -> tuple[str, str]:
     return "".join(text), "".join(thinking)
 
 
-def _parse_error(response: httpx.Response, body: Any, *, provider: str | None = None
-                 ) -> AnyLLMError | None:
+def parse_validation_error(response: httpx.Response, body: Any, *, provider: str | None = None
+                           ) -> AnyLLMError | None:
     """A 422 ``HTTPValidationError`` -> :class:`InvalidRequestError` naming each field; else
     None (the default mapping reads Mistral's ``{"message": ...}`` bodies)."""
     if not isinstance(body, dict) or not isinstance(body.get("detail"), list):

@@ -13,10 +13,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import ValidationError
 
 from anyllm_cli.anyllm import AnyLLM
-from anyllm_cli.errors import AnyLLMError, StreamError, error_from_response
+from anyllm_cli.errors import AnyLLMError, StreamError, error_from_response, status_of_error
 from anyllm_cli.transport.http import HTTPTransport, transport_options
 from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, Model
 
@@ -40,7 +41,12 @@ class OpenAIBackend(AnyLLM):
             headers["authorization"] = f"Bearer {key}"
         self.transport = HTTPTransport(
             provider=self.provider.name, base_url=base, headers=headers,
-            options=transport_options(kwargs), key_hint=hint)
+            options=transport_options(kwargs), key_hint=hint, error_parser=self._parse_error)
+
+    def _parse_error(self, response: httpx.Response, body: Any) -> AnyLLMError | None:
+        """Hook for hosts whose error bodies are not OpenAI's: a specific error, or None for
+        the default mapping (``errors.error_from_response``)."""
+        return None
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -88,7 +94,7 @@ class OpenAIBackend(AnyLLM):
         Raises :class:`AnyLLMError` when the body is an error object or not a completion.
         """
         if isinstance(data, dict) and data.get("error"):
-            raise error_from_response(_status_of(data["error"]), data, provider=provider)
+            raise error_from_response(status_of_error(data["error"]), data, provider=provider)
         try:
             return ChatCompletion.model_validate(data)
         except ValidationError as exc:
@@ -124,22 +130,12 @@ class OpenAIBackend(AnyLLM):
                 raise StreamError(f"Stream failed: malformed chunk (not JSON): {_preview(data)}",
                                   provider=provider) from None
         if isinstance(obj, dict) and obj.get("error"):
-            raise error_from_response(_status_of(obj["error"]), obj, provider=provider)
+            raise error_from_response(status_of_error(obj["error"]), obj, provider=provider)
         try:
             return ChatCompletionChunk.model_validate(obj)
         except ValidationError as exc:
             raise StreamError(f"Stream failed: malformed chunk ({_first(exc)}): {_preview(data)}",
                               provider=provider) from None
-
-
-def _status_of(error: Any) -> int:
-    """The HTTP status an in-body error stands for (Groq: ``status_code``; OpenRouter: ``code``)."""
-    if isinstance(error, dict):
-        for key in ("status_code", "code", "status"):
-            value = error.get(key)
-            if isinstance(value, int) and 400 <= value < 600:
-                return value
-    return 500
 
 
 def _first(exc: ValidationError) -> str:

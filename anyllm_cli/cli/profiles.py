@@ -217,7 +217,7 @@ def remove(profile: NameArg, config: o.ConfigOpt = None) -> None:
                                         "anyllm profiles default")
 def default(
     profile: Annotated[str | None, typer.Argument(
-        metavar="[NAME]", help="A profile (or provider) name. Without it: print the current "
+        metavar="NAME", help="A profile (or provider) name. Without it: print the current "
                                "default.", show_default=False)] = None,
     config: o.ConfigOpt = None,
 ) -> None:

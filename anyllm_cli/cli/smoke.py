@@ -62,7 +62,7 @@ class Outcome:
 
 def smoke(
     profile: Annotated[list[str] | None, typer.Argument(
-        metavar="[PROFILE]...",
+        metavar="PROFILE",
         help="Profiles (or provider names) to check. Default: every profile of the config, "
              "and local when the [local] extra is installed.", show_default=False)] = None,
     prompt: Annotated[str, typer.Option(
