@@ -24,7 +24,12 @@ SECRET = "sk-test-SENTINEL-0123456789abcdef"
 def _key_variables() -> set[str]:
     from anyllm_cli.catalog import builtin_providers
 
-    names = {"ANYLLM_PROFILE", "ANYLLM_CONFIG", "NO_COLOR", "ANYLLM_DEBUG", "ANYLLM_MODELS_DIR"}
+    names = {"ANYLLM_PROFILE", "ANYLLM_CONFIG", "NO_COLOR", "ANYLLM_DEBUG", "ANYLLM_MODELS_DIR",
+             # cloud settings read by the bedrock, azure and vertex backends
+             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+             "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+             "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION", "GOOGLE_CLOUD_PROJECT",
+             "GOOGLE_CLOUD_LOCATION"}
     for entry in builtin_providers().values():
         names.update(entry.api_key_env)
     return names
@@ -38,6 +43,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     home = tmp_path / "config-home"
     home.mkdir()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    # botocore's credential chain must never try the instance-metadata address (not loopback).
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("ANYLLM_CONFIG", str(home / "anyllm" / "config.toml"))
     yield home
 

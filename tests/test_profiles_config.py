@@ -353,3 +353,14 @@ def test_comment_counter_skips_strings() -> None:
             'd = "esc \\" # still string"\n# three\n')
     assert count_comments(text) == 3
     assert opening_comments("# a\n\n# b\nx = 1\n# c\n") == "# a\n\n# b\n"
+
+
+def test_a_symlinked_config_is_written_through(run_cli: Any, config_file: Path,
+                                               tmp_path: Path) -> None:
+    real = write_config(tmp_path / "dotfiles" / "anyllm.toml",
+                        '[profiles.a]\nprovider = "openai"\n')
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.symlink_to(real)
+    assert run_cli("profiles", "add", "b", "--provider", "groq").code == 0
+    assert config_file.is_symlink()
+    assert list(tomllib.loads(real.read_text())["profiles"]) == ["a", "b"]

@@ -27,37 +27,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
 from anyllm_cli.backends.openai import CHAT_PATH, OpenAIBackend
 from anyllm_cli.errors import ConfigError
-from anyllm_cli.transport.http import HTTPTransport, OpenResponse, transport_options
+from anyllm_cli.transport.http import HTTPTransport, transport_options
 from anyllm_cli.types import ChatCompletionChunk
 
 DEFAULT_API_VERSION = "2024-10-21"
 ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
 API_VERSION_ENV = "OPENAI_API_VERSION"
-
-
-class AzureTransport(HTTPTransport):
-    """HTTPTransport that routes ``chat/completions`` to the deployment named by the body's
-    ``model`` (as openai-python's AzureOpenAI does), when the base URL names none."""
-
-    def __init__(self, *, route_deployments: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.route_deployments = route_deployments
-
-    @asynccontextmanager
-    async def stream(self, method: str, path: str, *, json_body: Any = None,
-                     headers: Any = None) -> AsyncIterator[OpenResponse]:
-        if (self.route_deployments and path == CHAT_PATH and isinstance(json_body, dict)
-                and json_body.get("model")):
-            path = f"deployments/{quote(str(json_body['model']), safe='')}/{CHAT_PATH}"
-        async with super().stream(method, path, json_body=json_body, headers=headers) as opened:
-            yield opened
 
 
 def azure_urls(endpoint: str, api_version: str) -> tuple[str, dict[str, str], bool]:
@@ -93,9 +73,17 @@ class AzureBackend(OpenAIBackend):
                 headers["authorization"] = f"Bearer {key}"
             else:
                 headers["api-key"] = key
-        self.transport = AzureTransport(
-            route_deployments=route, provider=self.provider.name, base_url=base,
-            headers=headers, params=query, options=transport_options(kwargs), key_hint=hint)
+        self.route_deployments = route
+        self.transport = HTTPTransport(
+            provider=self.provider.name, base_url=base, headers=headers, params=query,
+            options=transport_options(kwargs), key_hint=hint, error_parser=self._parse_error)
+
+    def _chat_path(self, body: dict[str, Any]) -> str:
+        """``deployments/{model}/chat/completions`` when the base URL names no deployment, as
+        openai-python's AzureOpenAI routes it."""
+        if self.route_deployments and body.get("model"):
+            return f"deployments/{quote(str(body['model']), safe='')}/{CHAT_PATH}"
+        return CHAT_PATH
 
     @staticmethod
     def _convert_completion_chunk_response(data: str | bytes | dict[str, Any], *,

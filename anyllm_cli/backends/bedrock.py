@@ -26,6 +26,7 @@ import httpx
 
 from anyllm_cli.anyllm import AnyLLM
 from anyllm_cli.backends import bedrock_convert as conv
+from anyllm_cli.backends.bedrock_convert import ConverseStreamConverter
 from anyllm_cli.errors import (
     AnyLLMError,
     AuthenticationError,
@@ -34,7 +35,7 @@ from anyllm_cli.errors import (
     ProviderError,
     StreamError,
 )
-from anyllm_cli.transport.eventstream import EventStreamDecoder, EventStreamMessage
+from anyllm_cli.transport.eventstream import EventStreamMessage
 from anyllm_cli.transport.http import HTTPTransport, parse_retry_after, transport_options
 from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, Model
 
@@ -71,9 +72,9 @@ def sigv4_headers(method: str, url: str, headers: Mapping[str, str], body: bytes
     plus ``host`` (from the URL when absent). ``now`` (UTC) defaults to the current time.
     Raises ImportError without botocore (extra ``[bedrock]``).
     """
-    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
 
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
     signer = SigV4Auth(Credentials(access_key, secret_key, token), service, region)
@@ -107,7 +108,7 @@ class SigV4Auth(httpx.Auth):
         self.service = service
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped, unused-ignore]
+        from botocore.exceptions import BotoCoreError
 
         try:
             frozen = self.credentials.get_frozen_credentials()
@@ -129,8 +130,8 @@ def _aws_credentials(provider: str) -> tuple[Any, str | None]:
     Raises :class:`ConfigError` for a broken AWS configuration (an unknown AWS_PROFILE, ...).
     """
     try:
-        import botocore.session  # type: ignore[import-untyped]
-        from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped, unused-ignore]
+        import botocore.session
+        from botocore.exceptions import BotoCoreError
     except ImportError:
         return None, None
     try:
@@ -175,10 +176,8 @@ class BedrockBackend(AnyLLM):
         self.api_base = base.replace("{region}", self.region)
         self.transport = HTTPTransport(
             provider=self.provider.name, base_url=self.api_base, headers=headers,
-            options=transport_options(kwargs), key_hint=hint, error_parser=self._parse_error)
-        if credentials is not None:
-            # httpx's per-client auth hook: applied to every request the transport builds.
-            self.transport.client.auth = SigV4Auth(credentials, self.region)
+            options=transport_options(kwargs), key_hint=hint, error_parser=self._parse_error,
+            auth=SigV4Auth(credentials, self.region) if credentials is not None else None)
 
     def _parse_error(self, response: httpx.Response, body: Any) -> AnyLLMError | None:
         return conv.http_error(
@@ -222,12 +221,9 @@ class BedrockBackend(AnyLLM):
             converter = ConverseStreamConverter(
                 id=f"chatcmpl-{request_id or uuid.uuid4().hex}", model=params.model,
                 created=int(time.time()), provider=name)
-            decoder = EventStreamDecoder(provider=name)
-            async for piece in opened.aiter_bytes():
-                for message in decoder.feed(piece):
-                    for chunk in converter.convert(event_of(message, provider=name)):
-                        yield chunk
-            decoder.close()
+            async for message in opened.aiter_eventstream():
+                for chunk in converter.convert(event_of(message, provider=name)):
+                    yield chunk
 
     # --- conversions (pure; in bedrock_convert.py) -------------------------------------------
 
@@ -250,8 +246,6 @@ class BedrockBackend(AnyLLM):
         """One ConverseStream event (``{"contentBlockDelta": {...}}``) -> chunks."""
         return state.convert(event)
 
-
-ConverseStreamConverter = conv.ConverseStreamConverter
 
 
 def event_of(message: EventStreamMessage, *, provider: str | None = None) -> dict[str, Any]:

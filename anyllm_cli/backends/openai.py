@@ -10,7 +10,7 @@ The stream is SSE, data-only, ended by ``data: [DONE]``; an ``error`` object may
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import httpx
@@ -43,6 +43,10 @@ class OpenAIBackend(AnyLLM):
             provider=self.provider.name, base_url=base, headers=headers,
             options=transport_options(kwargs), key_hint=hint, error_parser=self._parse_error)
 
+    def _chat_path(self, body: dict[str, Any]) -> str:
+        """The request path, relative to the base URL (Azure routes by deployment)."""
+        return CHAT_PATH
+
     def _parse_error(self, response: httpx.Response, body: Any) -> AnyLLMError | None:
         """Hook for hosts whose error bodies are not OpenAI's: a specific error, or None for
         the default mapping (``errors.error_from_response``)."""
@@ -58,17 +62,17 @@ class OpenAIBackend(AnyLLM):
         return [Model.model_validate(m) for m in items if isinstance(m, dict) and "id" in m]
 
     async def _acompletion(self, params: CompletionParams) -> ChatCompletion:
-        body = self._convert_completion_params(params)
-        data = await self.transport.post_json(CHAT_PATH, body)
+        body = self._convert_completion_params(params, self.report_unsupported)
+        data = await self.transport.post_json(self._chat_path(body), body)
         return self._convert_completion_response(data, provider=self.provider.name)
 
     async def _acompletion_stream(self, params: CompletionParams
                                   ) -> AsyncIterator[ChatCompletionChunk]:
-        body = self._convert_completion_params(params)
+        body = self._convert_completion_params(params, self.report_unsupported)
         if self.provider.capabilities.stream_usage and "stream_options" not in body:
             body["stream_options"] = {"include_usage": True}
         name = self.provider.name
-        async with self.transport.stream("POST", CHAT_PATH, json_body=body,
+        async with self.transport.stream("POST", self._chat_path(body), json_body=body,
                                          headers={"accept": "text/event-stream"}) as opened:
             async for event in opened.aiter_sse():
                 if event.data == "[DONE]":
@@ -80,8 +84,10 @@ class OpenAIBackend(AnyLLM):
     # --- conversions (pure) ------------------------------------------------------------------
 
     @staticmethod
-    def _convert_completion_params(params: CompletionParams) -> dict[str, Any]:
-        """CompletionParams -> the JSON body of ``POST /chat/completions`` (same names)."""
+    def _convert_completion_params(params: CompletionParams,
+                                   report: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """CompletionParams -> the JSON body of ``POST /chat/completions`` (same names; nothing
+        is translated, so nothing is reported)."""
         body: dict[str, Any] = {"model": params.model, "messages": params.messages}
         body.update(params.set_params())
         body.update(params.extra)

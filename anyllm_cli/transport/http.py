@@ -30,6 +30,7 @@ from anyllm_cli.errors import (
     error_from_response,
     redact,
 )
+from anyllm_cli.transport.eventstream import EventStreamDecoder, EventStreamMessage
 from anyllm_cli.transport.ndjson import NDJSONDecoder
 from anyllm_cli.transport.sse import ServerSentEvent, SSEDecoder
 
@@ -117,6 +118,7 @@ class HTTPTransport:
         key_hint: str | None = None,
         error_parser: ErrorParser | None = None,
         params: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.provider = provider
         self.options = options or TransportOptions()
@@ -129,6 +131,7 @@ class HTTPTransport:
             params=dict(params or {}),
             timeout=httpx.Timeout(o.timeout, connect=min(o.connect_timeout, o.timeout)),
             follow_redirects=False,
+            auth=auth,  # e.g. SigV4 (Bedrock): signs every request, retries included
         )
 
     async def aclose(self) -> None:
@@ -311,6 +314,14 @@ class OpenResponse:
                 yield value
         for value in decoder.close():
             yield value
+
+    async def aiter_eventstream(self) -> AsyncIterator[EventStreamMessage]:
+        """The body decoded as AWS event-stream messages (CRC-checked)."""
+        decoder = EventStreamDecoder(provider=self.transport.provider)
+        async for piece in self.aiter_bytes():
+            for message in decoder.feed(piece):
+                yield message
+        decoder.close()
 
     async def read(self) -> bytes:
         return b"".join([piece async for piece in self.aiter_bytes()])
