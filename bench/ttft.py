@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -54,7 +53,8 @@ def llm_user_dir(folder: Path, url: str) -> None:
 def commands(url: str, tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     """name -> (argv, environment) for every tool that is installed."""
     base = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    base.update(NO_COLOR="1", PYTHONUNBUFFERED="0")
+    base.pop("PYTHONUNBUFFERED", None)  # each tool's own buffering when piped is measured
+    base["NO_COLOR"] = "1"
     out: dict[str, tuple[list[str], dict[str, str]]] = {}
     anyllm, llm = find_tool("anyllm"), find_tool("llm")
     if anyllm:
@@ -87,7 +87,9 @@ def time_once(argv: list[str], env: dict[str, str]) -> Sample:
         total = time.perf_counter() - start
         proc.stdout.close()
         output = b"".join(rest).decode(errors="replace")
-        if code != 0 or CANNED_ANSWER not in output or not data:
+        # The first bytes must be the answer's start, not a banner or a blank line.
+        starts_right = data.startswith(CANNED_ANSWER[:5].encode())
+        if code != 0 or CANNED_ANSWER not in output or not starts_right:
             err.seek(0)
             raise RuntimeError(f"{argv[0]} failed (exit {code}): stdout {output!r}, stderr "
                                f"{err.read().decode(errors='replace')[-500:]!r}")
@@ -122,7 +124,7 @@ def main() -> int:
             print(f"{name:16s} first token {first[name]:7.3f} s   total {total[name]:7.3f} s")
         else:
             reason = failed.get(name, "not installed")
-            print(f"{name:16s}   n/a ({reason})", file=sys.stdout)
+            print(f"{name:16s}   n/a ({reason})")
     if OURS in first:
         for peer in ("llm", "llm --no-log"):
             if peer in first:

@@ -163,21 +163,17 @@ _anyllm_positional() {
             esac ;;
         anyllm/config) [[ $2 == 0 ]] && _anyllm_filter "$cur" edit init path show ;;
         anyllm/profiles) [[ $2 == 0 ]] && _anyllm_filter "$cur" add default list remove show ;;
-        anyllm/profiles/add)
-            case $2 in
-                0) _anyllm_names targets "$cur" ;;
-            esac ;;
         anyllm/profiles/default)
             case $2 in
                 0) _anyllm_names targets "$cur" ;;
             esac ;;
         anyllm/profiles/remove)
             case $2 in
-                0) _anyllm_names targets "$cur" ;;
+                0) _anyllm_names profiles "$cur" ;;
             esac ;;
         anyllm/profiles/show)
             case $2 in
-                0) _anyllm_names targets "$cur" ;;
+                0) _anyllm_names profiles "$cur" ;;
             esac ;;
         anyllm/smoke)
             case $2 in

@@ -170,7 +170,6 @@ complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'default' -d 'Also ma
 complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -s 'f' -l 'force' -d 'Replace a profile of the same name'
 complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -l 'config' -r -F -d 'Config file'
 complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -s 'h' -l 'help' -d 'Show this message and exit'
-complete -c anyllm -n '__anyllm_at anyllm/profiles/add' -a '(__anyllm_names targets)' -d 'NAME'
 
 # anyllm profiles default
 complete -c anyllm -n '__anyllm_at anyllm/profiles/default' -l 'config' -r -F -d 'Config file'
@@ -185,13 +184,13 @@ complete -c anyllm -n '__anyllm_at anyllm/profiles/list' -s 'h' -l 'help' -d 'Sh
 # anyllm profiles remove
 complete -c anyllm -n '__anyllm_at anyllm/profiles/remove' -l 'config' -r -F -d 'Config file'
 complete -c anyllm -n '__anyllm_at anyllm/profiles/remove' -s 'h' -l 'help' -d 'Show this message and exit'
-complete -c anyllm -n '__anyllm_at anyllm/profiles/remove' -a '(__anyllm_names targets)' -d 'NAME'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/remove' -a '(__anyllm_names profiles)' -d 'NAME'
 
 # anyllm profiles show
 complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -l 'json' -d 'Print JSON instead of text'
 complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -l 'config' -r -F -d 'Config file'
 complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -s 'h' -l 'help' -d 'Show this message and exit'
-complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -a '(__anyllm_names targets)' -d 'NAME'
+complete -c anyllm -n '__anyllm_at anyllm/profiles/show' -a '(__anyllm_names profiles)' -d 'NAME'
 
 # anyllm providers
 complete -c anyllm -n '__anyllm_at anyllm/providers' -l 'json' -d 'Print a JSON array: one object per provider with name, backend, api_base, api_key_env ([{name, set}]), key_set, default_model, capabilities, user_defined, source'

@@ -175,3 +175,16 @@ def test_unsupported_parameter_warns_or_fails_strict(replay_server: ReplayServer
     assert r.code == 2
     assert "Unsupported" in r.stderr or "does not support" in r.stderr
     assert len(replay_server.requests) == 1  # nothing sent under --strict
+
+
+def test_chat_warns_when_a_readable_config_holds_a_key(replay_server: ReplayServer,
+                                                       run_cli: Any, config_file: Path) -> None:
+    write_config(config_file, f'[profiles.p]\nprovider = "openai"\napi_key = "{SECRET}"\n'
+                              f'api_base = "{replay_server.url}/v1"\n')
+    config_file.chmod(0o644)
+    replay_server.enqueue(sse_from_chunks([STOP_CHUNK]))
+    r = run_cli("chat", "-p", "p", "hi")
+    assert r.code == 0, r.stderr
+    assert "anyllm: warning:" in r.stderr and str(config_file) in r.stderr
+    assert SECRET not in r.stderr + r.stdout
+    assert replay_server.requests[0].headers["authorization"] == f"Bearer {SECRET}"

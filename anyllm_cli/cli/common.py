@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import typer
 
@@ -67,9 +68,11 @@ def load_and_resolve(config_file: Path | None, profile: str | None, model: str |
 
     try:
         config = load_config(config_file)
-        return config, resolve(config, profile, model)
+        resolved = resolve(config, profile, model)
     except AnyLLMError as exc:
         fail(str(exc), exc.exit_code)
+    warn_permissions(config)
+    return config, resolved
 
 
 async def open_llm(config: Config, resolved: Resolved, *, api_base: str | None,
@@ -87,3 +90,53 @@ async def open_llm(config: Config, resolved: Resolved, *, api_base: str | None,
         timeout=timeout,
         strict=strict,
     )
+
+
+def warn_permissions(cfg: Config) -> None:
+    """``anyllm: warning: ...`` on stderr when the file holds an api_key others can read."""
+    from anyllm_cli.config_write import permission_warning
+
+    message = permission_warning(cfg.path, any(p.api_key for p in cfg.profiles.values()))
+    if message:
+        print(f"anyllm: warning: {message}", file=sys.stderr, flush=True)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
+                out: TextIO | None = None, styles: Sequence[str | None] | None = None,
+                wrap: Sequence[bool] | None = None) -> None:
+    """Print a table: a Rich table when ``out`` is a terminal, else plain columns separated by
+    two spaces (header first, no trailing spaces, cells on one line) for ``grep``/``awk``.
+
+    ``styles``: a Rich style per row (terminal only), e.g. ``"red"`` for a failed check.
+    ``wrap``: per column, whether long cells wrap on a terminal (else they are cut with …).
+    """
+    stream = out if out is not None else sys.stdout
+    if stream.isatty():
+        _rich_table(headers, rows, stream, styles, wrap)
+        return
+    cells = [[" ".join(str(c).split()) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+        stream.write(line.rstrip() + "\n")
+    stream.flush()
+
+
+def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], stream: TextIO,
+                styles: Sequence[str | None] | None, wrap: Sequence[bool] | None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for i, header in enumerate(headers):
+        folds = bool(wrap and wrap[i])
+        # Columns that do not wrap keep their width (names, ids, times); the wrapping ones
+        # (messages, lists) give way when the terminal is narrow.
+        longest = max([len(header)] + [len(str(row[i])) for row in rows])
+        table.add_column(header, overflow="fold" if folds else "ellipsis", no_wrap=not folds,
+                         min_width=None if folds else min(longest, 40))
+    for i, row in enumerate(rows):
+        table.add_row(*(str(c) for c in row), style=styles[i] if styles else None)
+    # Rich reads NO_COLOR itself; highlight=False: no colouring of numbers and paths.
+    Console(file=stream, highlight=False).print(table)

@@ -146,7 +146,7 @@ def edit(config: o.ConfigOpt = None) -> None:
         if not (sys.stdin.isatty() and sys.stderr.isatty()) or not typer.confirm(
                 "Edit the file again?", default=True, err=True):
             raise typer.Exit(2)
-    from anyllm_cli.cli.profiles import warn_permissions
+    from anyllm_cli.cli.common import warn_permissions
     from anyllm_cli.config import load_config
 
     warn_permissions(load_config(target))

@@ -43,11 +43,9 @@ def models(
     request fails.
     """
     from anyllm_cli.cli.common import fail, install_warning_printer, load_and_resolve
-    from anyllm_cli.cli.profiles import warn_permissions
 
     install_warning_printer()
-    cfg, resolved = load_and_resolve(config, profile, None)
-    warn_permissions(cfg)
+    cfg, resolved = load_and_resolve(config, profile, None)  # warns about file permissions
     if resolved.provider.capabilities.models == "no":
         fail(f"{resolved.provider.name} has no model listing (its catalog entry says "
              "capabilities.models = \"no\")", 1)
@@ -64,7 +62,7 @@ def models(
     if not ordered:
         print(f"anyllm: {resolved.label} lists no models", file=sys.stderr)
         return
-    from anyllm_cli.cli.providers import print_table
+    from anyllm_cli.cli.common import print_table
 
     print_table(["ID", "OWNED BY", "CREATED"],
                 [[m.id, m.owned_by or "-", _date(m.created)] for m in ordered],

@@ -64,13 +64,13 @@ def list_profiles(json_out: JsonOpt = False, config: o.ConfigOpt = None) -> None
         _note(f"no profiles in {cfg.path}; add one with  anyllm profiles add NAME "
               "--provider PROVIDER")
         return
-    from anyllm_cli.cli.providers import print_table
+    from anyllm_cli.cli.common import print_table
 
     print_table(["NAME", "PROVIDER", "MODEL", "DEFAULT"], rows)
 
 
 @profiles_app.command("show", epilog="Example:  anyllm profiles show work")
-def show(profile: NameArg, json_out: JsonOpt = False, config: o.ConfigOpt = None) -> None:
+def show(profile_name: NameArg, json_out: JsonOpt = False, config: o.ConfigOpt = None) -> None:
     """Show one profile's settings and where its key comes from, never the key itself.
 
     An api_key in the file shows as "***"; key variables are named with whether each is set.
@@ -78,7 +78,7 @@ def show(profile: NameArg, json_out: JsonOpt = False, config: o.ConfigOpt = None
     model, base URL and key source.
     """
     cfg = _load(config)
-    prof = _profile(cfg, profile)
+    prof = _profile(cfg, profile_name)
     entry = cfg.catalog[prof.provider]
     table = prof.model_dump(exclude_defaults=True)
     if prof.api_key is not None:
@@ -88,14 +88,14 @@ def show(profile: NameArg, json_out: JsonOpt = False, config: o.ConfigOpt = None
         "model": prof.model or entry.default_model,
         "api_base": prof.api_base or entry.api_base,
         "key": keys,
-        "default": profile == cfg.default_profile,
+        "default": profile_name == cfg.default_profile,
     }
     if json_out:
-        print(json.dumps({"name": profile, **table, "effective": effective}, indent=2))
+        print(json.dumps({"name": profile_name, **table, "effective": effective}, indent=2))
         return
     import tomli_w
 
-    sys.stdout.write(tomli_w.dumps({"profiles": {profile: table}}, multiline_strings=True))
+    sys.stdout.write(tomli_w.dumps({"profiles": {profile_name: table}}, multiline_strings=True))
     lines = [f"model: {effective['model'] or '(none: pass -m)'}"
              + ("" if prof.model else " (the provider's default)"),
              f"api_base: {effective['api_base'] or '(none)'}"
@@ -141,7 +141,7 @@ def _key_text(key: dict[str, Any]) -> str:
     "anyllm profiles add fast --provider groq --param temperature=0.2 "
     "--param 'system=Be terse.'"))
 def add(
-    profile: NameArg,
+    name: NameArg,
     provider: Annotated[str, typer.Option(
         "--provider", metavar="PROVIDER", show_default=False,
         help="A provider from the catalog (see anyllm providers).")],
@@ -177,8 +177,8 @@ def add(
     from anyllm_cli.cli.common import fail, parse_options
     from anyllm_cli.config_write import add_profile
 
-    if not NAME_RE.fullmatch(profile):
-        fail(f"invalid profile name {profile!r}: use letters, digits, '_', '.' and '-' "
+    if not NAME_RE.fullmatch(name):
+        fail(f"invalid profile name {name!r}: use letters, digits, '_', '.' and '-' "
              "(no ':' or spaces)", 2)
     cfg = _load(config, create=True)
     if provider not in cfg.catalog:
@@ -192,23 +192,23 @@ def add(
             table[key] = value
     if params:
         table["params"] = params
-    dropped = _write(cfg.path, lambda: add_profile(cfg.path, profile, table, replace=force,
+    dropped = _write(cfg.path, lambda: add_profile(cfg.path, name, table, replace=force,
                                                    make_default=default))
-    what = "replaced" if force and profile in cfg.profiles else "added"
-    _note(f"{what} profile {profile} ({provider}) in {cfg.path}"
+    what = "replaced" if force and name in cfg.profiles else "added"
+    _note(f"{what} profile {name} ({provider}) in {cfg.path}"
           + (" as the default profile" if default else ""))
     _dropped_note(cfg.path, dropped)
 
 
 @profiles_app.command("remove", epilog="Example:  anyllm profiles remove old")
-def remove(profile: NameArg, config: o.ConfigOpt = None) -> None:
+def remove(profile_name: NameArg, config: o.ConfigOpt = None) -> None:
     """Remove a profile from the config file (and default_profile when it named it)."""
     from anyllm_cli.config_write import remove_profile
 
     cfg = _load(config)
-    _profile(cfg, profile)
-    cleared, dropped = _write(cfg.path, lambda: remove_profile(cfg.path, profile))
-    _note(f"removed profile {profile} from {cfg.path}"
+    _profile(cfg, profile_name)
+    cleared, dropped = _write(cfg.path, lambda: remove_profile(cfg.path, profile_name))
+    _note(f"removed profile {profile_name} from {cfg.path}"
           + ("; there is no default profile now" if cleared else ""))
     _dropped_note(cfg.path, dropped)
 
@@ -252,7 +252,7 @@ def _load(config: Path | None, *, create: bool = False) -> Config:
     ``create``, a ``--config`` file that does not exist yet is an empty config (``add`` creates
     it)."""
     from anyllm_cli.catalog import merged_catalog
-    from anyllm_cli.cli.common import fail
+    from anyllm_cli.cli.common import fail, warn_permissions
     from anyllm_cli.config import Config, load_config
     from anyllm_cli.errors import AnyLLMError
 
@@ -264,15 +264,6 @@ def _load(config: Path | None, *, create: bool = False) -> Config:
         fail(str(exc), exc.exit_code)
     warn_permissions(cfg)
     return cfg
-
-
-def warn_permissions(cfg: Config) -> None:
-    """``anyllm: warning: ...`` on stderr when the file holds an api_key others can read."""
-    from anyllm_cli.config_write import permission_warning
-
-    message = permission_warning(cfg.path, any(p.api_key for p in cfg.profiles.values()))
-    if message:
-        print(f"anyllm: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _profile(cfg: Config, name: str) -> Profile:

@@ -1,15 +1,9 @@
-"""``anyllm providers``: the catalog (built-in providers and the config's ``[providers.*]``).
-
-Also home of :func:`print_table`, the table every listing command prints (``profiles list``,
-``models``, ``smoke``): a Rich table on a terminal, aligned plain columns when piped.
-"""
+"""``anyllm providers``: the catalog (built-in providers and the config's ``[providers.*]``)."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -48,7 +42,7 @@ def providers(
     left out. USER says "yes" for providers the config defines and "override" for built-in
     ones it changes.
     """
-    from anyllm_cli.cli.common import fail
+    from anyllm_cli.cli.common import fail, print_table
     from anyllm_cli.config import load_config
     from anyllm_cli.errors import AnyLLMError
 
@@ -125,44 +119,3 @@ def capabilities_cell(entry: LLMProvider) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Tables
-
-
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
-                out: TextIO | None = None, styles: Sequence[str | None] | None = None,
-                wrap: Sequence[bool] | None = None) -> None:
-    """Print a table: a Rich table when ``out`` is a terminal, else plain columns separated by
-    two spaces (header first, no trailing spaces, cells on one line) for ``grep``/``awk``.
-
-    ``styles``: a Rich style per row (terminal only), e.g. ``"red"`` for a failed check.
-    ``wrap``: per column, whether long cells wrap on a terminal (else they are cut with …).
-    """
-    stream = out if out is not None else sys.stdout
-    if stream.isatty():
-        _rich_table(headers, rows, stream, styles, wrap)
-        return
-    cells = [[" ".join(str(c).split()) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-        stream.write(line.rstrip() + "\n")
-    stream.flush()
-
-
-def _rich_table(headers: Sequence[str], rows: Sequence[Sequence[str]], stream: TextIO,
-                styles: Sequence[str | None] | None, wrap: Sequence[bool] | None) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-    for i, header in enumerate(headers):
-        folds = bool(wrap and wrap[i])
-        # Columns that do not wrap keep their width (names, ids, times); the wrapping ones
-        # (messages, lists) give way when the terminal is narrow.
-        longest = max([len(header)] + [len(str(row[i])) for row in rows])
-        table.add_column(header, overflow="fold" if folds else "ellipsis", no_wrap=not folds,
-                         min_width=None if folds else min(longest, 40))
-    for i, row in enumerate(rows):
-        table.add_row(*(str(c) for c in row), style=styles[i] if styles else None)
-    # Rich reads NO_COLOR itself; highlight=False: no colouring of numbers and paths.
-    Console(file=stream, highlight=False).print(table)

@@ -99,8 +99,7 @@ def smoke(
     """
     import re
 
-    from anyllm_cli.cli.common import fail, install_warning_printer
-    from anyllm_cli.cli.profiles import warn_permissions
+    from anyllm_cli.cli.common import fail, install_warning_printer, warn_permissions
     from anyllm_cli.config import load_config, local_available, resolve
     from anyllm_cli.errors import AnyLLMError
 
@@ -236,7 +235,7 @@ def _print(outcomes: list[Outcome], elapsed: float, *, json_out: bool) -> None:
                           "passed": counts["pass"], "failed": counts["fail"],
                           "skipped": counts["skip"], "seconds": _round(elapsed)}, indent=2))
         return
-    from anyllm_cli.cli.providers import print_table
+    from anyllm_cli.cli.common import print_table
 
     rows = []
     for r in outcomes:
