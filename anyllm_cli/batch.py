@@ -465,10 +465,14 @@ class _Engine:
                 completion = await llm.acompletion(model, messages, **kwargs)
             except RateLimitError as exc:
                 wait = exc.retry_after
-                if rounds < RATE_LIMIT_ROUNDS and (wait is None or wait <= MAX_PAUSE):
+                if wait is not None and wait > MAX_PAUSE:
+                    # "Come back in an hour" (a spent quota): stop, and let --resume finish
+                    # later, rather than fail every remaining line.
+                    raise _Fatal(exc) from None
+                if rounds < RATE_LIMIT_ROUNDS:
                     rounds += 1
                     self.limiter.gate.pause(wait if wait is not None
-                                            else DEFAULT_PAUSE * 2 ** rounds)
+                                            else DEFAULT_PAUSE * 2**rounds)
                     continue
                 return self.failure(line, exc, info)
             except AnyLLMError as exc:
@@ -577,7 +581,8 @@ async def run_batch(
     filled in (readable after an interrupt).
 
     Returns the :class:`BatchStats`; ``stats.fatal`` is set when the batch stopped early (a
-    rejected key, or a provider that could not be reached before any line succeeded): the lines
+    rejected key, a provider that could not be reached before any line succeeded, a 429 asking
+    for a pause longer than ``MAX_PAUSE``): the line that hit it and the lines
     not written then are run by a later ``resume``. Raises :class:`BatchInputError` (before
     anything is sent) for duplicate custom_ids, an unreadable input or an unusable output, and
     the provider's :class:`AnyLLMError` when no instance can be created (e.g. no API key).
@@ -599,12 +604,13 @@ async def run_batch(
     owned = isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-"
     copy = spool_file() if spool else None
     try:
+        start = 0 if copy is not None else stream.tell()
         scan = _scan(stream, state.done, copy)
         if copy is not None:
             if owned:
                 stream.close()
             stream, owned = copy, True
-        stream.seek(0)
+        stream.seek(start)
         stats.total = scan.todo
         stats.skipped = scan.lines - scan.todo
         if progress is not None:
@@ -728,12 +734,13 @@ async def dry_run(source: str | os.PathLike[str] | IO[bytes] | None, llm: AnyLLM
     owned = isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-"
     copy = spool_file() if spool else None
     try:
+        start = 0 if copy is not None else stream.tell()
         _scan(stream, set(), copy)
         if copy is not None:
             if owned:
                 stream.close()
             stream, owned = copy, True
-        stream.seek(0)
+        stream.seek(start)
         for lineno, raw in iter_lines(stream):
             report.lines += 1
             try:

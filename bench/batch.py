@@ -173,14 +173,17 @@ def main() -> int:
           f"--requests {args.requests} -j {args.concurrency} --runs {args.runs}")
     print(f"# machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"ideal (concurrency / delay)        {ideal:8,.0f} requests/s")
+    def row(name: str, rate: float) -> None:
+        print(f"{name:34s} {rate:8,.0f} requests/s  ({rate / ideal:.0%} of ideal)")
+
+    print(f"{'ideal (concurrency / delay)':34s} {ideal:8,.0f} requests/s")
     a = statistics.median(ours)
     e = statistics.median(engine)
+    p = statistics.median(peer) if peer else 0.0
     if peer:
-        p = statistics.median(peer)
-        print(f"aiohttp (same concurrency)         {p:8,.0f} requests/s  ({p / ideal:.0%} of ideal)")
-    print(f"anyllm batch, launch to exit       {a:8,.0f} requests/s  ({a / ideal:.0%} of ideal)")
-    print(f"anyllm batch, engine (its summary) {e:8,.0f} requests/s  ({e / ideal:.0%} of ideal)")
+        row("aiohttp (same concurrency)", p)
+    row("anyllm batch, launch to exit", a)
+    row("anyllm batch, engine (its summary)", e)
     if peer:
         print(f"anyllm / aiohttp = {a / p:.0%} launch to exit, {e / p:.0%} engine  "
               "(target >= 80%)")

@@ -73,8 +73,7 @@ async def openai_sdk(url: str) -> AsyncIterator[OneRequest]:
     client = AsyncOpenAI(api_key=KEY, base_url=url + "/v1")
 
     async def one() -> str:
-        reply = await client.chat.completions.create(model=MODEL,
-                                                     messages=MESSAGES)  # type: ignore[arg-type]
+        reply = await client.chat.completions.create(model=MODEL, messages=MESSAGES)
         return reply.choices[0].message.content or ""
 
     try:
@@ -172,11 +171,11 @@ def main() -> int:
         rate = med[name]
         line = f"{name:28s} {rate:8,.0f} requests/s {1e6 / rate:8,.0f} µs/request"
         if floor:
-            line += f"  {floor / rate:5.2f}x raw httpx's time"
+            line += f", {floor / rate:5.2f}x raw httpx's time"
         print(line)
     if floor and "anyllm" in med:
         ours = 1e6 / med["anyllm"]
-        print(f"anyllm adds {ours - 1e6 / floor:,.0f} µs per request over raw httpx")
+        print(f"anyllm - raw httpx = {ours - 1e6 / floor:+,.0f} µs per request")
         for peer in ("openai SDK", "any-llm-sdk (acompletion)", "any-llm-sdk (one instance)"):
             if peer in med:
                 print(f"anyllm / {peer} = {med['anyllm'] / med[peer]:.1f}x requests/s")

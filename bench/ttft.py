@@ -121,7 +121,7 @@ def main() -> int:
     total = {k: median([s.total for s in v]) for k, v in samples.items() if v}
     for name in (OURS, "llm", "llm --no-log"):
         if name in first:
-            print(f"{name:16s} first token {first[name]:7.3f} s   total {total[name]:7.3f} s")
+            print(f"{name:16s} {first[name]:7.3f} s to first token, {total[name]:.3f} s total")
         else:
             reason = failed.get(name, "not installed")
             print(f"{name:16s}   n/a ({reason})")

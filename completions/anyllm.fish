@@ -93,7 +93,7 @@ complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'timeout' -x -d 'Longest wai
 complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'strict' -d 'Fail (exit 2) instead of warning when the provider cannot take a parameter'
 complete -c anyllm -n '__anyllm_at anyllm/batch' -l 'config' -r -F -d 'Config file'
 complete -c anyllm -n '__anyllm_at anyllm/batch' -s 'h' -l 'help' -d 'Show this message and exit'
-complete -c anyllm -n '__anyllm_at anyllm/batch' -F -d '[INPUT]'
+complete -c anyllm -n '__anyllm_at anyllm/batch' -F -d 'INPUT'
 
 # anyllm chat
 complete -c anyllm -n '__anyllm_at anyllm/chat' -s 'p' -l 'profile' -x -a '(__anyllm_names targets)' -d 'Profile from the config, or a provider name from the catalog'

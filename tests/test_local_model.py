@@ -167,3 +167,20 @@ def test_llamacpp_server_not_streaming(llama_server: str, run_cli: Any) -> None:
                 "--max-tokens", "16", "Say hi.")
     assert r.code == 0, r.stderr
     assert r.stdout.strip()
+
+
+def test_concurrent_local_requests_are_served_in_turn() -> None:
+    """Several requests at once (batch does this): each gets its own whole answer."""
+    import asyncio
+
+    from anyllm_cli.anyllm import AnyLLM
+
+    async def run() -> list[str]:
+        llm = await AnyLLM.acreate("local")
+        replies = await asyncio.gather(*(
+            llm.acompletion(messages=[{"role": "user", "content": f"Say the number {i}."}],
+                            max_tokens=12, temperature=0) for i in range(3)))
+        return [r.choices[0].message.content or "" for r in replies]
+
+    answers = asyncio.run(run())
+    assert len(answers) == 3 and all(a.strip() for a in answers)

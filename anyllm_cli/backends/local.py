@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,8 +43,28 @@ LLAMA_EXTRAS = frozenset({"top_k", "min_p", "typical_p", "repeat_penalty", "tfs_
 
 _models: dict[Path, Any] = {}
 _models_lock = threading.Lock()
-# One Llama context can run one generation at a time.
-_generate_locks: dict[Path, threading.Lock] = {}
+_workers: dict[Path, _ModelWorker] = {}
+
+
+class _ModelWorker:
+    """One long-lived daemon thread per model that runs generations one after another.
+
+    A Llama context runs one generation at a time, and llama.cpp's OpenMP threads run about 3x
+    slower when successive generations come from different threads, so every generation of a
+    model runs on this one thread. A daemon thread: an interrupted process never waits for it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=f"anyllm-local-{path.stem}",
+                         daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self.jobs.get()()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.jobs.put(job)
 
 
 def packaged_model() -> Path | None:
@@ -101,7 +122,7 @@ def load_model(path: Path) -> Any:
             llm = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=os.cpu_count() or 1,
                         verbose=False)
             _models[path] = llm
-            _generate_locks[path] = threading.Lock()
+            _workers[path] = _ModelWorker(path)
         return llm
 
 
@@ -148,25 +169,26 @@ class LocalBackend(AnyLLM):
 
         def work() -> None:
             try:
-                with _generate_locks[path]:
-                    start_tokens = 0
-                    produced = 0
-                    for raw in _generate(llm, kwargs):
-                        if stop.is_set():
-                            return
-                        if any(c.get("delta", {}).get("content") for c in raw.get("choices", ())):
-                            produced += 1
-                        post("chunk", raw)
-                    prompt = max(0, int(getattr(llm, "n_tokens", 0)) - produced - start_tokens)
-                    post("usage", CompletionUsage(prompt_tokens=prompt, completion_tokens=produced,
-                                                  total_tokens=prompt + produced))
+                if stop.is_set():  # cancelled while queued behind another generation
+                    return
+                produced = 0
+                for raw in _generate(llm, kwargs):
+                    if stop.is_set():
+                        return
+                    if any(c.get("delta", {}).get("content") for c in raw.get("choices", ())):
+                        produced += 1
+                    post("chunk", raw)
+                # Counted: llama-cpp-python's stream carries no usage. The context holds the
+                # prompt plus the tokens generated.
+                prompt = max(0, int(getattr(llm, "n_tokens", 0)) - produced)
+                post("usage", CompletionUsage(prompt_tokens=prompt, completion_tokens=produced,
+                                              total_tokens=prompt + produced))
             except Exception as exc:
                 post("error", exc)
             finally:
                 post("end", None)
 
-        # A daemon thread, not the default executor: an interrupted run must not wait for it.
-        threading.Thread(target=work, name="anyllm-local", daemon=True).start()
+        _workers[path].submit(work)
         first: ChatCompletionChunk | None = None
         try:
             while True:

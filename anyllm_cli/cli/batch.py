@@ -39,7 +39,7 @@ EXAMPLES = (
 
 def batch(
     input_file: Annotated[Path | None, typer.Argument(
-        metavar="[INPUT]", show_default=False,
+        metavar="INPUT", show_default=False,
         help="JSONL requests: OpenAI Batch lines {custom_id, method, url, body}, or "
              "{custom_id, messages, ...params}, or {prompt}. Default (or '-'): stdin.")] = None,
     output: Annotated[Path | None, typer.Option(
@@ -64,7 +64,9 @@ def batch(
     resume: Annotated[bool, typer.Option(
         "--resume", rich_help_panel=PANEL_BATCH,
         help="Skip the custom_ids already in the -o FILE (an earlier, interrupted run) and "
-             "append the rest; a torn last line is cut off first.")] = False,
+             "append the rest; a torn last line is cut off first. Failed lines count as done: "
+             "to run them again, drop them from FILE first (jq -c 'select(.error == null)')."
+    )] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", rich_help_panel=PANEL_BATCH,
         help="Validate every line and print the first converted native request; send "
@@ -89,7 +91,7 @@ def batch(
     input error (duplicate custom_id: nothing is sent), 130 interrupted (finished lines are
     kept whole; --resume finishes the job).
     """
-    source: str = "-" if input_file is None or str(input_file) == "-" else str(input_file)
+    source = "-" if input_file is None else str(input_file)
     out: str | None = None if output is None or str(output) == "-" else str(output)
     if resume and out is None:
         fail("--resume needs an output file: -o FILE", 2)
@@ -259,7 +261,10 @@ def _summary(stats: BatchStats, out: str | None, *, interrupted: bool = False) -
     if state is not None and state.bad_lines:
         print(f"anyllm: warning: {len(state.bad_lines)} lines of {out} are not batch output "
               f"lines (first: line {state.bad_lines[0]}); ignored", file=err)
-    skipped = f" ({stats.skipped} already in {out})" if stats.skipped else ""
+    skipped = ""
+    if stats.skipped:
+        earlier = f", {state.failed} of them failed" if state is not None and state.failed else ""
+        skipped = f" ({stats.skipped} already in {out}{earlier})"
     rate = stats.done / stats.elapsed if stats.elapsed > 0 else 0.0
     print(f"anyllm: batch: {stats.done} of {stats.total} lines{skipped}: "
           f"{stats.succeeded} succeeded, {stats.failed} failed; tokens "
@@ -327,6 +332,7 @@ class _RichProgress(_Reporter):
             TextColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
         self.progress = Progress(
             TextColumn("[bold]batch"),
@@ -337,7 +343,8 @@ class _RichProgress(_Reporter):
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[failed]}"),
-            TextColumn("{task.fields[note]}"),
+            # Fixed width: the bar keeps its length when a pause note comes and goes.
+            TextColumn("{task.fields[note]}", table_column=Column(width=16, no_wrap=True)),
             console=Console(stderr=True),
             transient=True,
             expand=True,
@@ -355,7 +362,7 @@ class _RichProgress(_Reporter):
             self.task, total=stats.total or None, completed=stats.done,
             rate=f"{rate:,.0f} req/s" if stats.done else "",
             failed=f"[red]{stats.failed} failed" if stats.failed else "[dim]0 failed",
-            note=f"[yellow]rate limited: paused {paused:.0f} s" if paused > 0.5 else "")
+            note=f"[yellow]paused {paused:.0f} s (429)" if paused > 0.5 else "")
 
     def stop(self) -> None:
         if self.started:
