@@ -32,7 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PROG = "anyllm"
 OUTPUTS = ("completions/anyllm.bash", "completions/_anyllm", "completions/anyllm.fish",
-           "man/anyllm.1")
+           "man/anyllm.1", "README.md")
+TABLE_START, TABLE_END = "<!-- providers-table -->", "<!-- /providers-table -->"
 
 # Parameter name -> what `anyllm _complete KIND` lists for it.
 DYNAMIC = {"profile": "targets", "profile_name": "profiles", "provider": "providers"}
@@ -1013,7 +1014,33 @@ def generate(app: Any = None) -> dict[str, str]:
         "completions/_anyllm": zsh_completion(tree, __version__),
         "completions/anyllm.fish": fish_completion(tree, __version__),
         "man/anyllm.1": man_page(tree, __version__),
+        "README.md": readme_with_tables((ROOT / "README.md").read_text(encoding="utf-8")),
     }
+
+
+def providers_table() -> str:
+    """The README's provider x capability table, from the built-in catalog."""
+    from anyllm_cli.catalog import builtin_providers
+
+    caps = ("streaming", "tools", "structured_output", "reasoning", "images", "models")
+    head = ["provider", "backend", "key variable", "default model",
+            *(c.replace("_", " ") for c in caps[:-1]), "model listing"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, entry in builtin_providers().items():
+        keys = ", ".join(f"`{k}`" for k in entry.api_key_env) or "—"
+        if entry.api_key_env and not entry.api_key_required:
+            keys += " (optional)"
+        values = [getattr(entry.capabilities, c) for c in caps]
+        lines.append("| " + " | ".join([f"`{name}`", entry.backend, keys,
+                                        f"`{entry.default_model}`", *values]) + " |")
+    return "\n".join(lines)
+
+
+def readme_with_tables(readme: str) -> str:
+    """README.md with the text between the table markers regenerated."""
+    start, end = readme.index(TABLE_START), readme.index(TABLE_END)
+    return (readme[:start + len(TABLE_START)] + "\n" + providers_table() + "\n"
+            + readme[end:])
 
 
 def stale(root: Path = ROOT, files: dict[str, str] | None = None) -> list[str]:
