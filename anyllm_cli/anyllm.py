@@ -22,11 +22,14 @@ import asyncio
 import importlib
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    import httpx
 
 from anyllm_cli.catalog import LLMProvider, get_provider
 from anyllm_cli.errors import (
@@ -199,6 +202,23 @@ class AnyLLM(ABC):
     @abstractmethod
     def _acompletion_stream(self, params: CompletionParams) -> AsyncIterator[ChatCompletionChunk]:
         """Send ``params`` with streaming and yield converted chunks."""
+
+    def add_response_hook(self, hook: Callable[[httpx.Response], Awaitable[None]]) -> None:
+        """Call ``hook`` with every HTTP response this instance receives, retries included
+        (``anyllm batch`` uses it to pause the whole batch on a 429 and to read request ids).
+        Backends without HTTP (``local``) have no responses: nothing is called."""
+        from anyllm_cli.transport.http import HTTPTransport
+
+        transport = getattr(self, "transport", None)
+        if isinstance(transport, HTTPTransport):
+            transport.add_response_hook(hook)
+
+    @staticmethod
+    def _convert_completion_params(params: CompletionParams,
+                                   report: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """CompletionParams -> the provider's native request (pure). ``report`` is called with
+        a message for every value clamped or content part dropped. Each backend defines it."""
+        raise NotImplementedError
 
     async def alist_models(self) -> list[Model]:
         """The models the provider offers now (a live request where the provider has one).

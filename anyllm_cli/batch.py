@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import json
 import math
 import os
@@ -247,18 +246,6 @@ def _response_hook(gate: PauseGate) -> Callable[[httpx.Response], Awaitable[None
     return on_response
 
 
-def _install_hook(llm: AnyLLM, hook: Callable[[httpx.Response], Awaitable[None]]) -> None:
-    """Add ``hook`` to the response hooks of every HTTP client the instance holds (backends
-    without HTTP, like ``local``, have none: their requests then get generated ids)."""
-    from anyllm_cli.transport.http import HTTPTransport
-
-    for value in vars(llm).values():
-        if isinstance(value, HTTPTransport):
-            hooks = value.client.event_hooks
-            hooks["response"] = [*hooks.get("response", []), hook]
-            value.client.event_hooks = hooks
-
-
 # ------------------------------------------------------------------------------ statistics
 
 
@@ -401,11 +388,17 @@ class _Engine:
         self.tasks = [asyncio.create_task(self.produce(stream, done, queue))]
         self.tasks += [asyncio.create_task(self.work(self.llms[i % n_clients], queue))
                        for i in range(self.concurrency)]
-        results = await asyncio.gather(*self.tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(
-                    result, asyncio.CancelledError):
-                raise result
+        try:
+            # An unexpected failure in one task (the output pipe closed) ends them all; an
+            # abort() cancels the others itself.
+            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for task in self.tasks:
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
 
     async def produce(self, stream: IO[bytes], done: set[str],
                       queue: asyncio.Queue[tuple[int, LineRequest] | None]) -> None:
@@ -657,7 +650,7 @@ async def _run(llms: list[AnyLLM], stream: IO[bytes], output: str | os.PathLike[
     gate = PauseGate()
     hook = _response_hook(gate)
     for llm in llms:
-        _install_hook(llm, hook)
+        llm.add_response_hook(hook)
     writer = open_output(output, append=resume)
     buffer = ReorderBuffer(writer, ordered=ordered)
     engine = _Engine(llms=llms, concurrency=active, buffer=buffer,
@@ -712,12 +705,7 @@ class DryRunReport:
 def _convert(llm: AnyLLM, params: Any) -> dict[str, Any]:
     """The backend's pure conversion (params -> native body); backends that report clamped
     values take ``report``."""
-    # The base class does not declare the method (each backend defines its own signature).
-    convert: Callable[..., dict[str, Any]] = getattr(  # noqa: B009
-        type(llm), "_convert_completion_params")
-    if "report" in inspect.signature(convert).parameters:
-        return convert(params, report=llm.report_unsupported)
-    return convert(params)
+    return type(llm)._convert_completion_params(params, llm.report_unsupported)
 
 
 async def dry_run(source: str | os.PathLike[str] | IO[bytes] | None, llm: AnyLLM, *,

@@ -42,41 +42,11 @@ def write_input(path: Path, n: int) -> None:
 
 
 def start_server(delay: float) -> tuple[subprocess.Popen[str], str]:
-    """tests/server.py's OpenAI handler in its own process, every answer ``delay`` s late.
-
-    (``tests/server.py --delay`` applies only to ``--sse`` / ``--json`` replays, not to its
-    chat-completions handler; hence this small launcher.)
-    """
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(delay)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    """tests/server.py's OpenAI handler in its own process, every answer ``delay`` s late."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "server.py"), "--port", "0",
+                             "--delay", str(delay)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
-
-
-def serve(delay: float) -> None:
-    import signal
-
-    sys.path.insert(0, str(ROOT))
-    from tests.server import ReplayServer, Request, Response, openai_chat_handler
-
-    def handler(request: Request) -> Response | None:
-        response = openai_chat_handler(request)
-        if response is not None:
-            response.delay = delay
-        return response
-
-    async def main() -> None:
-        server = ReplayServer(handler=handler, record=False)
-        await server.start_serving()
-        print(server.url, flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await server.stop_serving()
-
-    asyncio.run(main())
 
 
 async def aiohttp_run(url: str, n: int, concurrency: int) -> float:
@@ -136,11 +106,7 @@ def main() -> int:
     ap.add_argument("--delay", type=float, default=0.05)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rss-lines", type=int, default=100_000, help="0 to skip")
-    ap.add_argument("--serve", type=float, metavar="DELAY", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve is not None:
-        serve(args.serve)
-        return 0
     tmp = Path(tempfile.mkdtemp(prefix="anyllm-bench-batch-"))
     inp = tmp / "in.jsonl"
     write_input(inp, args.requests)

@@ -721,6 +721,16 @@ def _build_standalone(args: argparse.Namespace) -> ReplayServer:
             body=Path(args.json).read_bytes(),
             delay=args.delay,
         )
+    elif args.delay:
+        delay = args.delay
+
+        def delayed(request: Request) -> Response | None:
+            response = openai_chat_handler(request)
+            if response is not None:
+                response.delay = delay  # each canned answer waits, as a slow provider does
+            return response
+
+        server.handler = delayed
     else:
         server.handler = openai_chat_handler
     return server

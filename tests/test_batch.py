@@ -41,9 +41,14 @@ def req(cid: str, **params: Any) -> str:
                        **params})
 
 
+def body_of(request: Request) -> dict[str, Any]:
+    body = request.json
+    assert isinstance(body, dict), request.body[:200]
+    return body
+
+
 def prompt_of(request: Request) -> str:
-    body = request.json if isinstance(request.json, dict) else {}
-    return str(body.get("messages", [{}])[-1].get("content", ""))
+    return str(body_of(request).get("messages", [{}])[-1].get("content", ""))
 
 
 class Script:
@@ -68,8 +73,9 @@ class Script:
             step = steps[n]
             response = step(request) if callable(step) else step
         else:
-            response = openai_chat_handler(request)
-            assert response is not None
+            canned = openai_chat_handler(request)
+            assert canned is not None
+            response = canned
         response.delay = self.delays.get(cid, response.delay)
         return response
 
@@ -172,7 +178,7 @@ def test_transient_5xx_and_429_are_retried(replay_server: ReplayServer, tmp_path
                           concurrency=2)
     assert stats.failed == 0 and stats.succeeded == 5
     assert all(line["error"] is None for line in lines)
-    attempts = defaultdict(int)
+    attempts: dict[str, int] = defaultdict(int)
     for r in replay_server.requests:
         attempts[prompt_of(r)] += 1
     assert attempts == {"r0": 1, "r1": 2, "r2": 3, "r3": 2, "r4": 1}
@@ -322,7 +328,7 @@ def test_openai_batch_file_round_trip(replay_server: ReplayServer, run_cli: Any,
         assert response["request_id"] == f"req_{body['id']}"
     assert len({line["id"] for line in lines}) == 4
     for q in replay_server.requests:
-        sent = q.json
+        sent = body_of(q)
         assert q.path == "/v1/chat/completions"
         assert sent["model"] == "gpt-4o-mini"
         assert sent["temperature"] == 0.2 and sent["max_tokens"] == 50
@@ -362,7 +368,7 @@ system = "Profile system."
     src.write_text(req("own", model="line-model", temperature=0.1) + "\n" + req("bare") + "\n")
     r = run_cli("batch", str(src), env=KEY)
     assert r.code == 0, r.stderr
-    sent = {prompt_of(q): q.json for q in replay_server.requests}
+    sent = {prompt_of(q): body_of(q) for q in replay_server.requests}
     assert sent["own"]["model"] == "line-model" and sent["own"]["temperature"] == 0.1
     assert sent["bare"]["model"] == "profile-model" and sent["bare"]["temperature"] == 0.9
     assert sent["bare"]["messages"][0] == {"role": "system", "content": "Profile system."}
@@ -370,7 +376,7 @@ system = "Profile system."
     replay_server.reset()
     r = run_cli("batch", str(src), "-m", "flag-model", "--option", "temperature=0.5", env=KEY)
     assert r.code == 0, r.stderr
-    sent = {prompt_of(q): q.json for q in replay_server.requests}
+    sent = {prompt_of(q): body_of(q) for q in replay_server.requests}
     assert {s["model"] for s in sent.values()} == {"flag-model"}
     assert {s["temperature"] for s in sent.values()} == {0.5}
 
@@ -569,3 +575,99 @@ def test_429_asking_for_an_hour_stops_the_batch(replay_server: ReplayServer,
     assert isinstance(stats.fatal, RateLimitError) and stats.fatal.retry_after == 3600
     assert [line["custom_id"] for line in lines] == ["r0"]
     assert len(replay_server.requests) == 2  # no retry, no further line sent
+
+
+def test_unsupported_parameter_warned_once_or_refused_per_line(
+        replay_server: ReplayServer, run_cli: Any, tmp_path: Path) -> None:
+    replay_server.handler = Script()
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(req(f"r{i}", logprobs=True) + "\n" for i in range(4)))
+    env = {"GROQ_API_KEY": SECRET}
+    args = ["batch", str(src), "-p", "groq", "--api-base", replay_server.url + "/v1"]
+    r = run_cli(*args, env=env)
+    assert r.code == 0, r.stderr
+    warning = "anyllm: warning: groq does not support the parameter 'logprobs'; it was not sent"
+    assert r.stderr.count(warning) == 1  # not once per line
+    assert all("logprobs" not in body_of(q) for q in replay_server.requests)
+
+    replay_server.reset()
+    r = run_cli(*args, "--strict", env=env)
+    assert r.code == 1
+    lines = output_lines(r.stdout)
+    assert {line["error"]["code"] for line in lines} == {"unsupported_parameter"}
+    assert lines[0]["error"]["message"].startswith("line 1: groq does not support")
+    assert replay_server.requests == []
+
+
+def test_closed_output_pipe_stops_the_batch(replay_server: ReplayServer, tmp_path: Path) -> None:
+    ids = [f"p{i}" for i in range(200)]
+    replay_server.handler = Script(delays=dict.fromkeys(ids, 0.005))
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(req(cid) + "\n" for cid in ids))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anyllm_cli", "batch", str(src), "-p", "openai", "--api-base",
+         replay_server.url + "/v1", "-j", "2"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **KEY}, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    json.loads(proc.stdout.readline())  # like `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=10) == 1
+    assert "batch stopped: the output pipe was closed" in err and "Traceback" not in err
+    assert len(replay_server.requests) < 200
+
+
+def test_api_key_cmd_runs_once_for_all_instances(replay_server: ReplayServer, run_cli: Any,
+                                                 config_file: Path, tmp_path: Path) -> None:
+    replay_server.handler = Script()
+    runs = tmp_path / "runs.txt"
+    write_config(config_file, f"""
+[profiles.cmd]
+provider = "openai"
+model = "m"
+api_base = "{replay_server.url}/v1"
+api_key_cmd = "sh -c 'echo run >> {runs}; echo sk-from-cmd-0123456789'"
+""")
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(req(f"r{i}") + "\n" for i in range(20)))
+    r = run_cli("batch", str(src), "-p", "cmd", "-j", "20")  # 3 provider instances
+    assert r.code == 0, r.stderr
+    assert runs.read_text() == "run\n"
+    assert {q.headers["authorization"] for q in replay_server.requests} == {
+        "Bearer sk-from-cmd-0123456789"}
+
+
+def test_requests_spread_over_several_clients(replay_server: ReplayServer,
+                                              tmp_path: Path) -> None:
+    """One httpx pool serving many concurrent requests is slow: 8 workers per instance."""
+    from anyllm_cli.anyllm import AnyLLM
+
+    replay_server.handler = Script(delays={f"r{i}": 0.05 for i in range(40)})
+    made: list[AnyLLM] = []
+    in_flight: dict[int, int] = defaultdict(int)
+    peak: dict[int, int] = defaultdict(int)
+
+    async def factory() -> AnyLLM:
+        llm = await AnyLLM.acreate("openai", api_key=SECRET, api_base=replay_server.url + "/v1")
+        real = llm.acompletion
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            in_flight[id(llm)] += 1
+            peak[id(llm)] = max(peak[id(llm)], in_flight[id(llm)])
+            try:
+                return await real(*args, **kwargs)
+            finally:
+                in_flight[id(llm)] -= 1
+
+        llm.acompletion = counted  # type: ignore[method-assign]
+        made.append(llm)
+        return llm
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(req(f"r{i}") + "\n" for i in range(40)))
+    stats = asyncio.run(run_batch(src, tmp_path / "out.jsonl", provider=factory,
+                                  concurrency=20))
+    assert stats.succeeded == 40
+    assert len(made) == 3  # ceil(20 / 8)
+    assert len(peak) == 3 and max(peak.values()) <= 8

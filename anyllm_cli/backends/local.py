@@ -210,8 +210,10 @@ class LocalBackend(AnyLLM):
     # --- conversions (pure) ------------------------------------------------------------------
 
     @staticmethod
-    def _convert_completion_params(params: CompletionParams) -> dict[str, Any]:
-        """CompletionParams -> keyword arguments of ``Llama.create_chat_completion``."""
+    def _convert_completion_params(params: CompletionParams,
+                                   report: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """CompletionParams -> keyword arguments of ``Llama.create_chat_completion`` (the
+        unsupported ones were refused before, so nothing is reported here)."""
         out: dict[str, Any] = {"messages": params.messages}
         for name in ("temperature", "top_p", "stop", "seed", "presence_penalty",
                      "frequency_penalty", "logprobs", "top_logprobs"):

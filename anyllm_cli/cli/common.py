@@ -76,8 +76,9 @@ def load_and_resolve(config_file: Path | None, profile: str | None, model: str |
 
 
 async def open_llm(config: Config, resolved: Resolved, *, api_base: str | None,
-                   timeout: float | None, strict: bool) -> AnyLLM:
-    """Create the backend instance for a resolved profile (key from the profile or catalog)."""
+                   timeout: float | None, strict: bool, **extra: Any) -> AnyLLM:
+    """Create the backend instance for a resolved profile (key from the profile or catalog).
+    ``extra``: further ``AnyLLM.acreate`` keywords (e.g. ``max_retries``)."""
     from anyllm_cli.anyllm import AnyLLM
 
     prof = resolved.profile
@@ -89,6 +90,7 @@ async def open_llm(config: Config, resolved: Resolved, *, api_base: str | None,
         api_key_cmd=prof.api_key_cmd if prof else None,
         timeout=timeout,
         strict=strict,
+        **extra,
     )
 
 

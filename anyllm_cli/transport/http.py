@@ -14,7 +14,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +136,13 @@ class HTTPTransport:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    def add_response_hook(self, hook: Callable[[httpx.Response], Awaitable[None]]) -> None:
+        """Call ``hook`` with every response this transport receives, retries included,
+        before its body is read."""
+        hooks = self.client.event_hooks
+        hooks["response"] = [*hooks.get("response", []), hook]
+        self.client.event_hooks = hooks
 
     def _url(self, path: str) -> str:
         # Relative to the base URL so that "/v1" style prefixes in api_base are kept.
