@@ -117,3 +117,35 @@ def test_ndjson_split_lines_and_bad_line() -> None:
     assert d.close() == []
     with pytest.raises(StreamError, match="malformed stream line"):
         NDJSONDecoder().feed(b"not json\n")
+
+
+ndjson_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(ndjson_values, min_size=1, max_size=8), st.data())
+def test_ndjson_any_split_decodes_the_same(values: list[object], data: st.DataObject) -> None:
+    raw = b"".join(json.dumps(v).encode() + b"\n" for v in values)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=20)))
+    d = NDJSONDecoder()
+    out: list[object] = []
+    for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True):
+        out.extend(d.feed(raw[a:b]))
+    out.extend(d.close())
+    assert out == values
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_ndjson_random_bytes_raise_only_stream_error(pieces: list[bytes]) -> None:
+    d = NDJSONDecoder(max_buffer=256)
+    try:
+        for p in pieces:
+            d.feed(p)
+        d.close()
+    except StreamError:
+        pass
