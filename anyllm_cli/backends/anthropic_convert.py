@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from anyllm_cli.backends._content import parse_data_url
 from anyllm_cli.errors import (
     AnyLLMError,
     AnyLLMWarning,
@@ -331,16 +332,6 @@ def _user_content(content: Any, report: Report) -> str | list[dict[str, Any]]:
     return blocks
 
 
-def _data_url(url: str) -> tuple[str, str] | None:
-    """``data:<media type>;base64,<data>`` -> (media type, data); None for other URLs."""
-    if not url.startswith("data:"):
-        return None
-    head, sep, data = url[5:].partition(",")
-    if not sep or not head.endswith(";base64"):
-        return None
-    return head[: -len(";base64")].split(";")[0], data
-
-
 def _image_block(image: Any, report: Report) -> dict[str, Any] | None:
     """OpenAI ``image_url`` -> an ``image`` block: data URLs as a base64 source, others as a
     URL source."""
@@ -352,7 +343,7 @@ def _image_block(image: Any, report: Report) -> dict[str, Any] | None:
     if detail in ("low", "high"):
         report(f"Anthropic has no image detail setting: detail {detail!r} was not sent")
     if url.startswith("data:"):
-        parsed = _data_url(url)
+        parsed = parse_data_url(url)
         if parsed is None:
             report("an image data URL that is not base64 was not sent")
             return None
@@ -364,7 +355,7 @@ def _image_block(image: Any, report: Report) -> dict[str, Any] | None:
 
 def _document_block(file: dict[str, Any], report: Report) -> dict[str, Any] | None:
     """OpenAI ``file`` part with inline PDF data -> a ``document`` block."""
-    parsed = _data_url(str(file.get("file_data") or ""))
+    parsed = parse_data_url(str(file.get("file_data") or ""))
     if parsed is None or parsed[0] != "application/pdf":
         report("Anthropic takes files only as inline PDF data (file_data data URL); a file "
                "part was not sent")

@@ -14,14 +14,13 @@ on the message (and on stream deltas).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from anyllm_cli.backends._content import parse_data_url
 from anyllm_cli.errors import (
     AnyLLMError,
     AnyLLMWarning,
@@ -91,7 +90,6 @@ DOCUMENT_FORMATS = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
     "text/html": "html", "text/plain": "txt", "text/markdown": "md",
 }
-_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[^;,]*)*?);base64,(.*)$", re.DOTALL)
 _AUTH_HINTS = ("unrecognizedclient", "invalidsignature", "expiredtoken", "security token",
                "signature", "api key", "authentication", "invalidclienttokenid")
 _CONTEXT_HINTS = ("too long", "too many input tokens", "context window", "context length",
@@ -335,7 +333,7 @@ def _part_block(part: Any, say: Report) -> dict[str, Any] | None:
     if kind == "image_url":
         spec = part.get("image_url")
         url = spec.get("url", "") if isinstance(spec, dict) else str(spec or "")
-        parsed = _data_url(url)
+        parsed = parse_data_url(url)
         fmt = IMAGE_FORMATS.get(parsed[0]) if parsed else None
         if parsed is None or fmt is None:
             say("Bedrock takes images as inline data (data:image/png|jpeg|gif|webp;base64,...); "
@@ -344,7 +342,7 @@ def _part_block(part: Any, say: Report) -> dict[str, Any] | None:
         return {"image": {"format": fmt, "source": {"bytes": parsed[1]}}}
     if kind == "file":
         spec = part.get("file") or {}
-        parsed = _data_url(str(spec.get("file_data", "")))
+        parsed = parse_data_url(str(spec.get("file_data", "")))
         fmt = DOCUMENT_FORMATS.get(parsed[0]) if parsed else None
         if parsed is None or fmt is None:
             say("Bedrock takes documents as inline data (pdf, csv, doc(x), xls(x), html, txt, "
@@ -355,19 +353,6 @@ def _part_block(part: Any, say: Report) -> dict[str, Any] | None:
         return {"document": {"format": fmt, "name": name[:200], "source": {"bytes": parsed[1]}}}
     say(f"Bedrock Converse cannot take a {kind!r} content part; it was dropped")
     return None
-
-
-def _data_url(url: str) -> tuple[str, str] | None:
-    """``data:<mime>;base64,<data>`` -> (mime, base64 text), or None."""
-    match = _DATA_URL.match(url)
-    if not match:
-        return None
-    data = match.group(3).strip()
-    try:
-        base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return (match.group(1) or "").lower(), data
 
 
 def _short(url: str) -> str:

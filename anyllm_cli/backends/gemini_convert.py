@@ -25,7 +25,6 @@ Decisions where the sources are silent (each also said where it is made):
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import mimetypes
@@ -35,8 +34,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from anyllm_cli.backends._content import parse_data_url
 from anyllm_cli.errors import (
     AnyLLMError,
     AuthenticationError,
@@ -383,12 +383,9 @@ def user_parts(content: Any, report: Report) -> list[dict[str, Any]]:
 
 
 def _media_part(url: str, default_mime: str) -> dict[str, Any] | None:
-    if url.startswith("data:"):
-        head, _, data = url[5:].partition(",")
-        mime, _, encoding = head.partition(";")
-        if encoding != "base64":
-            data = base64.b64encode(unquote(data).encode()).decode()
-        return {"inlineData": {"mimeType": mime or default_mime, "data": data}}
+    parsed = parse_data_url(url)
+    if parsed is not None:
+        return {"inlineData": {"mimeType": parsed[0] or default_mime, "data": parsed[1]}}
     scheme = urlsplit(url).scheme
     if scheme in ("http", "https", "gs"):
         mime = mimetypes.guess_type(urlsplit(url).path)[0] or default_mime

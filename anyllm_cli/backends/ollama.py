@@ -44,6 +44,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from anyllm_cli.anyllm import AnyLLM
+from anyllm_cli.backends._content import parse_data_url
 from anyllm_cli.errors import (
     AnyLLMError,
     AnyLLMWarning,
@@ -468,8 +469,9 @@ def _content_of(content: Any, say: Report) -> tuple[str, list[str]]:
         elif kind == "image_url":
             ref = part.get("image_url")
             url = ref.get("url", "") if isinstance(ref, dict) else str(ref or "")
-            if url.startswith("data:") and "," in url:
-                images.append(url.split(",", 1)[1])
+            parsed = parse_data_url(url)
+            if parsed is not None:
+                images.append(parsed[1])
             else:
                 say(f"ollama: image URL {url[:60]!r} cannot be sent (Ollama takes base64 "
                     "images only; use a data: URL); dropped")
