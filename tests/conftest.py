@@ -51,6 +51,15 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield home
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell that starts a job
+    in the background (CI may) makes its children ignore SIGINT, and Python then installs no
+    KeyboardInterrupt handler. Restore the default so the child behaves as in a terminal."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Result:
     code: int

@@ -25,7 +25,7 @@ import pytest
 
 from anyllm_cli.batch import BatchStats, run_batch
 from anyllm_cli.errors import RateLimitError
-from tests.conftest import ROOT, SECRET, write_config
+from tests.conftest import ROOT, SECRET, default_sigint, write_config
 from tests.openai_schema import validate_batch_output_line
 from tests.server import ReplayServer, Request, Response, openai_chat_handler, openai_error
 
@@ -445,7 +445,7 @@ def _start(url: str, src: Path, out: Path, *extra: str) -> subprocess.Popen[byte
         [sys.executable, "-m", "anyllm_cli", "batch", str(src), "-o", str(out), "-p", "openai",
          "--api-base", url + "/v1", *extra],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, **KEY}, cwd=ROOT)
+        env={**os.environ, **KEY}, cwd=ROOT, preexec_fn=default_sigint)
 
 
 def _wait_lines(out: Path, n: int, proc: subprocess.Popen[bytes]) -> None:

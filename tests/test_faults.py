@@ -10,7 +10,7 @@ import socket
 import time
 from typing import Any
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, default_sigint
 from tests.server import Pause, ReplayServer, Response, json_response, openai_error, sse_response
 
 CHUNK = ('{{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
@@ -183,7 +183,7 @@ def test_ctrl_c_mid_stream_keeps_partial_and_exits_130(replay_server: ReplayServ
         [sys.executable, "-m", "anyllm_cli", "chat", "-p", "openai", "--api-base",
          replay_server.url + "/v1", "hi"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "OPENAI_API_KEY": SECRET})
+        env={**os.environ, "OPENAI_API_KEY": SECRET}, preexec_fn=default_sigint)
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.read(len("First words"))  # the partial answer has arrived
     assert first == b"First words"
