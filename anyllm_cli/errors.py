@@ -33,6 +33,7 @@ __all__ = [
     "UnsupportedProviderError",
     "error_from_response",
     "redact",
+    "redact_value",
     "register_secret",
     "status_of_error",
 ]
@@ -64,6 +65,19 @@ def redact(text: str) -> str:
     return pattern.sub("***", text)
 
 
+def redact_value(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with every registered secret masked."""
+    if _secret_re is None:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
 class AnyLLMWarning(UserWarning):
     """A parameter was dropped, clamped or translated approximately for a provider."""
 
@@ -92,7 +106,9 @@ class AnyLLMError(Exception):
         self.provider = provider
         self.status_code = status_code
         self.provider_message = redact(provider_message) if provider_message else None
-        self.body = body
+        # The body may echo the key (OpenAI: "Incorrect API key provided: sk-..."), and batch
+        # writes it to the output file: masked here, once, for every path that shows it.
+        self.body = redact_value(body)
         self.detail = redact(message)
         super().__init__(self.__str__())
 

@@ -172,3 +172,18 @@ def test_config_loader_never_raises_anything_but_config_error(tmp_path: Path, te
     except ConfigError as exc:
         assert str(path) in str(exc)  # every error names the file
         assert "\n" not in str(exc).strip()  # on one line
+
+
+def test_batch_error_lines_never_carry_the_key(replay_server: ReplayServer, run_cli: Any,
+                                               tmp_path: Path) -> None:
+    """A provider error body that echoes the key is written to the output file masked."""
+    replay_server.handler = lambda request: openai_error(
+        400, f"Incorrect API key provided: {SECRET}", code="invalid_api_key")
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text('{"custom_id": "a", "prompt": "hi"}\n{"custom_id": "b", "prompt": "yo"}\n')
+    r = run_cli("batch", str(src), "-o", str(out), "-p", "openai", "--api-base",
+                replay_server.url + "/v1", env={"OPENAI_API_KEY": SECRET})
+    assert r.code == 1
+    text = out.read_text()
+    assert text.count("\n") == 2 and "Incorrect API key provided: ***" in text
+    assert SECRET not in text + r.stdout + r.stderr
