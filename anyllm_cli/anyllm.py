@@ -40,6 +40,7 @@ from anyllm_cli.errors import (
     StreamError,
     UnsupportedParameterError,
     register_secret,
+    validation_error_text,
 )
 from anyllm_cli.types import (
     ChatCompletion,
@@ -245,9 +246,8 @@ class AnyLLM(ABC):
         try:
             params = CompletionParams(model=model, messages=messages, **kwargs)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise InvalidParameterError(f"parameter {loc}: {err['msg']}") from None
+            loc, msg = validation_error_text(exc)
+            raise InvalidParameterError(f"parameter {loc}: {msg}") from None
         for message in params.messages:
             if not isinstance(message, dict) or message.get("role") not in (
                     "system", "developer", "user", "assistant", "tool"):

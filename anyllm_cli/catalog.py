@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from anyllm_cli.errors import ConfigError, UnsupportedProviderError
+from anyllm_cli.errors import ConfigError, UnsupportedProviderError, validation_error_text
 
 Support = Literal["native", "emulated", "no"]
 
@@ -100,9 +100,8 @@ def parse_entry(name: str, data: Mapping[str, Any], source: str) -> LLMProvider:
     try:
         return LLMProvider.model_validate({**data, "name": name, "source": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{source}: providers.{name}.{loc}: {err['msg']}") from None
+        loc, msg = validation_error_text(exc)
+        raise ConfigError(f"{source}: providers.{name}.{loc}: {msg}") from None
 
 
 @cache

