@@ -120,14 +120,18 @@ class AnyLLM(ABC):
         """Set up the client: resolve the key (see :meth:`_resolve_api_key`) and the transport."""
 
     def _resolve_api_key(
-        self, api_key: str | None, api_key_env: str | None = None, key_hint: str | None = None
+        self, api_key: str | None, kwargs: dict[str, Any]
     ) -> tuple[str | None, str | None]:
         """The key and a hint naming where it came from (never the key itself).
 
+        Takes ``api_key_env`` and ``key_hint`` out of the ``acreate`` keywords ``kwargs``.
         Order: the explicit ``api_key``, the variable ``api_key_env``, the catalog's variables.
         Raises :class:`MissingApiKeyError` naming the variables when the provider needs a key.
         """
         import os
+
+        api_key_env: str | None = kwargs.pop("api_key_env", None)
+        key_hint: str | None = kwargs.pop("key_hint", None)
 
         if api_key:
             register_secret(api_key)
@@ -147,6 +151,15 @@ class AnyLLM(ABC):
                 f"No API key for {self.provider.name}: set {wanted}",
                 provider=self.provider.name)
         return None, None
+
+    def _api_base(self, api_base: str | None) -> str:
+        """The base URL: the one given, else the catalog's. Raises :class:`AnyLLMError` when
+        neither exists."""
+        base = api_base or self.provider.api_base
+        if not base:
+            raise AnyLLMError(f"{self.provider.name}: no api_base configured",
+                              provider=self.provider.name)
+        return base
 
     # --- the public calls --------------------------------------------------------------------
 

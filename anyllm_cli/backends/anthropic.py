@@ -55,12 +55,8 @@ class AnthropicBackend(AnyLLM):
     })
 
     def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
-        key, hint = self._resolve_api_key(api_key, kwargs.pop("api_key_env", None),
-                                          kwargs.pop("key_hint", None))
-        base = api_base or self.provider.api_base
-        if not base:
-            raise AnyLLMError(f"{self.provider.name}: no api_base configured",
-                              provider=self.provider.name)
+        key, hint = self._resolve_api_key(api_key, kwargs)
+        base = self._api_base(api_base)
         headers = {"accept": "application/json", "anthropic-version": ANTHROPIC_VERSION,
                    **self.provider.headers}
         if key:

@@ -56,8 +56,7 @@ class AzureBackend(OpenAIBackend):
     """The ``azure`` wire API: OpenAI's, with Azure's URLs, auth header and stream quirks."""
 
     def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
-        key, hint = self._resolve_api_key(api_key, kwargs.pop("api_key_env", None),
-                                          kwargs.pop("key_hint", None))
+        key, hint = self._resolve_api_key(api_key, kwargs)
         endpoint = api_base or self.provider.api_base or os.environ.get(ENDPOINT_ENV)
         if not endpoint:
             raise ConfigError(

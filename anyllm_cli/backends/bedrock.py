@@ -152,8 +152,7 @@ class BedrockBackend(AnyLLM):
     })
 
     def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
-        key, hint = self._resolve_api_key(api_key, kwargs.pop("api_key_env", None),
-                                          kwargs.pop("key_hint", None))
+        key, hint = self._resolve_api_key(api_key, kwargs)
         options = self.provider.options
         region = kwargs.pop("region", None) or resolve_region(options)
         headers = {"accept": "application/json", **self.provider.headers}

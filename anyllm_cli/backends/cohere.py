@@ -110,8 +110,7 @@ class CohereBackend(AnyLLM):
     })
 
     def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
-        key, hint = self._resolve_api_key(api_key, kwargs.pop("api_key_env", None),
-                                          kwargs.pop("key_hint", None))
+        key, hint = self._resolve_api_key(api_key, kwargs)
         self.base_url = (api_base or self.provider.api_base or "https://api.cohere.com/v2"
                          ).rstrip("/")
         headers = {"accept": "application/json", **self.provider.headers}

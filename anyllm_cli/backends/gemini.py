@@ -78,14 +78,10 @@ class GeminiBackend(AnyLLM):
     SUPPORTED_PARAMS: ClassVar[frozenset[str] | None] = SUPPORTED_PARAMS
 
     def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
-        key, hint = self._resolve_api_key(api_key, kwargs.pop("api_key_env", None),
-                                          kwargs.pop("key_hint", None))
+        key, hint = self._resolve_api_key(api_key, kwargs)
         options = self.provider.options
         self.vertex = options.get("platform") == "vertex"
-        base = api_base or self.provider.api_base
-        if not base:
-            raise AnyLLMError(f"{self.provider.name}: no api_base configured",
-                              provider=self.provider.name)
+        base = self._api_base(api_base)
         if self.vertex:
             base = vertex_base(base, options, os.environ)
         headers = {"accept": "application/json", **self.provider.headers}

@@ -102,8 +102,7 @@ class OllamaBackend(AnyLLM):
     })
 
     def _init_client(self, api_key: str | None, api_base: str | None, **kwargs: Any) -> None:
-        key, hint = self._resolve_api_key(api_key, kwargs.pop("api_key_env", None),
-                                          kwargs.pop("key_hint", None))
+        key, hint = self._resolve_api_key(api_key, kwargs)
         base = api_base or self.provider.api_base or "http://localhost:11434"
         headers = {"accept": "application/json", **self.provider.headers}
         if key:
